@@ -1,0 +1,5 @@
+"""Exceptions that mean bad input (reported as one line, exit 1) rather than a bug."""
+
+from infoflow.checks import ConfigError
+
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError,)

@@ -1,0 +1,79 @@
+"""Build everything a run needs from its config, train, and always close the W&B run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from infoflow.checks import check_config, claim_run_dir
+from infoflow.models.module import ClassifierModule
+from infoflow.models.network import NoisyNetwork
+
+log = logging.getLogger(__name__)
+
+
+def build_network(cfg: DictConfig) -> NoisyNetwork:
+    """The network of ``cfg.model`` with the noise of ``cfg.noise``."""
+    model_cfg = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k != "orth_alpha"])
+    return instantiate(model_cfg, beta=cfg.noise.beta, noise_at_eval=cfg.noise.at_eval)
+
+
+def build_module(cfg: DictConfig) -> ClassifierModule:
+    return ClassifierModule(
+        build_network(cfg),
+        optimizer=instantiate(cfg.optimizer),
+        orth_alpha=cfg.model.get("orth_alpha", 0.0),
+    )
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate every entry of a named dict of components; ``null`` entries are switched off."""
+    return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
+    loggers = _instantiate_all(cfg.get("logger"))
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The run's config as a plain dict, resolved, without Hydra's own node."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def _finish_wandb() -> None:
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Train the configured network; returns the final epoch's metrics."""
+    check_config(cfg)
+    out = claim_run_dir(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    config = resolved_config(cfg)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    try:
+        datamodule = instantiate(cfg.dataset)
+        module = build_module(cfg)
+        trainer = build_trainer(cfg)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    finally:
+        _finish_wandb()
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    log.info("finished in %s: %s", Path(out), metrics)
+    return metrics
