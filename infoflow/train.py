@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,6 +16,9 @@ from infoflow.models.module import ClassifierModule
 from infoflow.models.network import NoisyNetwork
 
 log = logging.getLogger(__name__)
+
+# Each run owns a fresh directory (claim_run_dir), so the CSV logger's "not empty" warning is moot.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
 def build_network(cfg: DictConfig) -> NoisyNetwork:
@@ -72,6 +76,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        # The final model, whatever the checkpoint callback's period.
+        trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
     finally:
         _finish_wandb()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
