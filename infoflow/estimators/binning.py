@@ -1,0 +1,234 @@
+"""Binned (discretised) information of one layer: H(Bin T), I(X; Bin T), I(Bin T; Y), in nats.
+
+Three binning schemes are offered:
+
+* ``"tishby"`` — Shwartz-Ziv & Tishby (2017) public code, reproduced exactly, quirk included:
+  ``edges = linspace(lo, hi, n_bins)`` and every value ``v`` is replaced by
+  ``edges[digitize(v, edges) - 1]``; numpy's ``digitize`` returns 0 for ``v < lo``, so those values
+  land (index ``-1``) in the *last* bin, together with ``v >= hi``.
+* ``"width"`` — Saxe et al. (2018): ``floor(v / bin_size)`` on an unbounded grid anchored at 0
+  (right for ReLU layers, whose values are not bounded by 1).
+* ``"adaptive"`` — equal-mass bins per layer (Chelombiev et al., 2019): ``n_bins - 1`` interior
+  edges at the ``k / n_bins`` quantiles of all the layer's values.
+
+X is the sample's identity: rows are distinct samples, the map is deterministic, so
+H(Bin T | X) = 0 and I(X; Bin T) = H(Bin T). Pass ``sample_ids`` when the same input appears in
+several rows (e.g. noisy copies): then I(X; Bin T) = H(Bin T) + H(X) - H(X, Bin T).
+
+Rows are counted exactly (no hashing, no collisions) with ``torch.unique(codes, dim=0)``; joint
+counts with labels or sample ids use a collision-free pair code ``t_id * n_y + y_id``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["SCHEMES", "bin_codes", "binned_information"]
+
+SCHEMES = ("tishby", "width", "adaptive")
+
+
+def _check_inputs(activations: Tensor, labels: Tensor, sample_ids: Tensor | None) -> Tensor:
+    if not isinstance(activations, Tensor):
+        raise ValueError("activations must be a torch.Tensor")
+    if activations.ndim == 1:
+        activations = activations[:, None]
+    if activations.ndim != 2 or min(activations.shape) == 0:
+        shape = tuple(activations.shape)
+        raise ValueError(f"activations must have shape (n, d) with n, d >= 1, got {shape}")
+    if activations.is_complex() or not activations.is_floating_point():
+        activations = activations.double()
+    if not bool(torch.isfinite(activations).all()):
+        raise ValueError("activations contain NaN or inf")
+    n = activations.shape[0]
+    for name, t in (("labels", labels), ("sample_ids", sample_ids)):
+        if t is None and name == "sample_ids":
+            continue
+        if not isinstance(t, Tensor) or t.ndim != 1 or t.shape[0] != n:
+            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a 1-D tensor of length {n}, got {got}")
+        if t.is_floating_point() or t.is_complex():
+            raise ValueError(f"{name} must be an integer tensor, got {t.dtype}")
+    return activations
+
+
+def _tishby_codes(x: Tensor, n_bins: int, lo: float, hi: float) -> Tensor:
+    # np.linspace in float64 gives the exact edges of the original code; digitize(v, edges)
+    # (right=False, increasing edges) == searchsorted(edges, v, side="right") = i in [0, n_bins].
+    edges = torch.as_tensor(np.linspace(lo, hi, n_bins), dtype=torch.float64, device=x.device)
+    idx = torch.searchsorted(edges, x.double().contiguous(), right=True)
+    # edges[i - 1]: i = 0 (v < lo) wraps to the last edge, the same bin as i = n_bins (v >= hi).
+    return idx.masked_fill_(idx == 0, n_bins) - 1
+
+
+def _width_codes(x: Tensor, bin_size: float, n_bins: int | None, rng: tuple | None) -> Tensor:
+    x = x.double()
+    if n_bins is None:
+        return torch.floor(x / bin_size).long()
+    lo, hi = rng if rng is not None else (x.min().item(), x.max().item())
+    width = (hi - lo) / n_bins
+    if width <= 0:
+        return torch.zeros_like(x, dtype=torch.long)
+    return torch.floor((x - lo) / width).long().clamp(0, n_bins - 1)
+
+
+def _adaptive_codes(x: Tensor, n_bins: int) -> Tensor:
+    flat = x.double().reshape(-1)
+    s = torch.sort(flat).values
+    pos = (torch.arange(1, n_bins, device=x.device) * flat.numel()) // n_bins
+    edges = s[pos]
+    return torch.searchsorted(edges, x.double().contiguous(), right=True)
+
+
+def bin_codes(
+    activations: Tensor,
+    *,
+    n_bins: int | None = None,
+    bin_size: float | None = None,
+    value_range: tuple[float, float] | None = None,
+    scheme: str = "tishby",
+) -> Tensor:
+    """Integer bin index of every activation, shape (n, d), dtype int64, same device.
+
+    Two values share a code iff the scheme puts them in the same bin. Exactly one of ``n_bins``
+    and ``bin_size`` must be given (a single value). Rules (see the module docstring):
+
+    * ``tishby``: ``n_bins`` edges ``linspace(lo, hi, n_bins)``, default ``(lo, hi) = (-1, 1)``;
+      ``bin_size`` gives ``n_bins = round((hi - lo) / bin_size) + 1`` edges.
+    * ``width``: ``bin_size`` gives ``floor(v / bin_size)``; ``n_bins`` gives ``n_bins`` equal bins
+      over ``value_range`` (default: the layer's [min, max]), ``floor((v - lo) / w)`` clipped to
+      ``[0, n_bins - 1]``, ``w = (hi - lo) / n_bins``.
+    * ``adaptive``: ``n_bins`` equal-mass bins over all the layer's values (``bin_size`` invalid).
+
+    Example:
+        >>> bin_codes(torch.tensor([[-2.0, 0.05, 1.0]]), n_bins=3).tolist()
+        [[2, 1, 2]]
+    """
+    if activations.is_complex() or not activations.is_floating_point():
+        activations = activations.double()
+    size = _check_size(n_bins, bin_size, scheme, value_range)
+    if isinstance(size, Sequence):
+        raise ValueError("bin_codes takes a single n_bins or bin_size, not a list")
+    return _codes(activations, scheme, n_bins is not None, size, value_range)
+
+
+def _check_size(n_bins, bin_size, scheme: str, value_range):
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if (n_bins is None) == (bin_size is None):
+        raise ValueError("give exactly one of n_bins and bin_size")
+    if scheme == "adaptive" and bin_size is not None:
+        raise ValueError("bin_size is not supported with scheme='adaptive'; give n_bins")
+    if value_range is not None:
+        lo, hi = value_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"value_range must be finite (lo, hi) with lo < hi, got {value_range}")
+    sizes = n_bins if n_bins is not None else bin_size
+    for s in sizes if isinstance(sizes, Sequence) else [sizes]:
+        if n_bins is not None and (isinstance(s, bool) or int(s) != s or s < 1):
+            raise ValueError(f"n_bins must be integers >= 1, got {s!r}")
+        if bin_size is not None and not (math.isfinite(s) and s > 0):
+            raise ValueError(f"bin_size must be > 0 and finite, got {s!r}")
+    return sizes
+
+
+def _codes(x: Tensor, scheme: str, by_count: bool, size, value_range) -> Tensor:
+    if scheme == "tishby":
+        lo, hi = value_range if value_range is not None else (-1.0, 1.0)
+        n = int(size) if by_count else int(round((hi - lo) / size)) + 1
+        return _tishby_codes(x, n, lo, hi)
+    if scheme == "width":
+        if by_count:
+            return _width_codes(x, 0.0, int(size), value_range)
+        return _width_codes(x, float(size), None, None)
+    return _adaptive_codes(x, int(size))
+
+
+def _dense(key: Tensor) -> tuple[Tensor, int]:
+    uniq, inv = torch.unique(key, return_inverse=True)
+    return inv, uniq.numel()
+
+
+def _row_ids(codes: Tensor) -> Tensor:
+    """Dense id of each distinct row of an integer (n, d) matrix: exact lexicographic unique."""
+    return torch.unique(codes, dim=0, return_inverse=True)[1]
+
+
+def _entropy(ids: Tensor, n: int) -> float:
+    counts = torch.bincount(ids).double()
+    p = counts[counts > 0] / n
+    return float(-(p * p.log()).sum())
+
+
+def _info_from_codes(codes: Tensor, y: tuple[Tensor, int], x: tuple[Tensor, int] | None) -> dict:
+    n = codes.shape[0]
+    t_ids = _row_ids(codes)
+    h_t = _entropy(t_ids, n)
+    y_ids, n_y = y
+    h_y = _entropy(y_ids, n)
+    h_ty = _entropy(_dense(t_ids * n_y + y_ids)[0], n)
+    i_xt = h_t
+    if x is not None:
+        x_ids, n_x = x
+        i_xt = h_t + _entropy(x_ids, n) - _entropy(_dense(t_ids * n_x + x_ids)[0], n)
+    return {"H_T": h_t, "I_XT": max(i_xt, 0.0), "I_TY": max(h_t + h_y - h_ty, 0.0)}
+
+
+def binned_information(
+    activations: Tensor,
+    labels: Tensor,
+    *,
+    n_bins: int | Sequence[int] | None = None,
+    bin_size: float | Sequence[float] | None = None,
+    value_range: tuple[float, float] | None = None,
+    scheme: str = "tishby",
+    sample_ids: Tensor | None = None,
+) -> dict:
+    r"""Entropy and mutual informations of a binned layer, in nats.
+
+    With :math:`B` the bin map of ``scheme`` applied to every unit and :math:`t_i = B(h_i)`:
+
+    .. math::
+        H(T) = -\sum_t p(t)\ln p(t), \quad I(X;T) = H(T) - H(T|X) = H(T)\ \text{(distinct rows)},
+        \quad I(T;Y) = H(T) - \sum_y p(y) H(T|Y=y),
+
+    with every probability the empirical frequency over the n rows.
+
+    Args:
+        activations: (n, d) float tensor, one layer's representation of n samples (CPU or CUDA).
+        labels: (n,) integer tensor of class labels.
+        n_bins: number of bins (``tishby``: number of edges, 30 in the paper), or a list of them.
+        bin_size: bin width, or a list of widths (not with ``adaptive``).
+        value_range: (lo, hi) for ``tishby`` (default (-1, 1)) and for ``width`` with ``n_bins``
+            (default: the layer's min and max); ignored otherwise.
+        scheme: ``"tishby"``, ``"width"`` or ``"adaptive"`` (see :func:`bin_codes`).
+        sample_ids: optional (n,) integer ids of the input behind each row, for repeated inputs.
+
+    Returns:
+        ``{"H_T", "I_XT", "I_TY"}`` as floats in nats; if ``n_bins`` or ``bin_size`` is a list,
+        a dict from each size to such a mapping.
+
+    Example:
+        >>> h = torch.tensor([[0.1], [0.12], [0.9], [-0.5]])
+        >>> r = binned_information(h, torch.tensor([0, 0, 1, 1]), bin_size=0.5, scheme="width")
+        >>> round(r["H_T"], 4), round(r["I_TY"], 4)  # bins {0, 0, 1, -1}
+        (1.0397, 0.6931)
+    """
+    activations = _check_inputs(activations, labels, sample_ids)
+    sizes = _check_size(n_bins, bin_size, scheme, value_range)
+    dev = activations.device
+    y = _dense(labels.to(dev))
+    x = _dense(sample_ids.to(dev)) if sample_ids is not None else None
+    by_count = n_bins is not None
+
+    def one(size) -> dict:
+        return _info_from_codes(_codes(activations, scheme, by_count, size, value_range), y, x)
+
+    if isinstance(sizes, Sequence):
+        return {s: one(s) for s in sizes}
+    return one(sizes)
