@@ -31,7 +31,7 @@ def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        return repr(value)  # shortest exact round-trip
+        return repr(float(value))  # shortest exact round-trip; float() drops numpy's repr
     return str(value)
 
 

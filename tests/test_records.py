@@ -52,3 +52,11 @@ def test_rows_survive_a_killed_writer(tmp_path):
     rows = read_information(path)
     assert len(rows) >= 63
     assert all(r["value"] == r["epoch"] * 0.5 and r["stderr"] == 0.1 for r in rows)
+
+
+def test_numpy_scalars_are_written_as_plain_numbers(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "information.csv"
+    append_rows(path, INFORMATION_COLUMNS, [(np.int64(2), 1, "sp", "I_XT", np.float64(-1.5), None)])
+    assert read_information(path)[0]["value"] == -1.5 and read_information(path)[0]["epoch"] == 2

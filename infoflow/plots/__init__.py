@@ -1,0 +1,226 @@
+"""Figures of a run, drawn from its tidy records only (``python -m infoflow.plot RUN_DIR``).
+
+:func:`draw_all` reads a run directory and writes every figure it has data for into
+``RUN_DIR/plots/`` (PNG, written atomically). Each ``*_figure`` function takes already-parsed
+data (see :mod:`infoflow.plots.data`) and returns a :class:`matplotlib.figure.Figure`;
+:func:`save_figure` writes it. No pyplot, no global state: safe in a training process.
+
+Figures (file names):
+
+* ``information_plane_<estimator>.png`` (``:`` in the estimator's name becomes ``_``)
+* ``information_vs_epoch.png``, ``binned_vs_epoch.png``
+* ``histograms.png``
+* ``scatter_layer<k>.png`` for layers with ≤ 3 units in ``snapshots/``
+* ``gradients.png``, ``clustering.png`` (from ``grad/...`` / ``cluster/...`` metrics columns)
+
+Conventions: information in bits by default (``units="nats"``, or ``callbacks.plots.units`` in the run's
+config.yaml); epochs on a *symlog* axis (linear on [0, 1], logarithmic beyond) and epoch colours on
+the matching symlog scale, so that epoch 0 keeps its place; negative estimates drawn as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from infoflow.plots._common import check_units, save_figure
+from infoflow.plots.data import (
+    PlotInputError,
+    cache_dir,
+    config_units,
+    estimators_with,
+    is_szt,
+    label_entropy,
+    load_config,
+    load_histograms,
+    load_information,
+    load_metrics,
+    load_snapshot,
+    snapshot_epochs,
+    szt_references,
+)
+from infoflow.plots.dynamics import (
+    cluster_columns,
+    clustering_figure,
+    gradient_columns,
+    gradients_figure,
+)
+from infoflow.plots.epochs import (
+    binned_estimators,
+    binned_vs_epoch_figure,
+    has_loss,
+    information_vs_epoch_figure,
+    main_estimator,
+)
+from infoflow.plots.histograms import histograms_figure
+from infoflow.plots.plane import information_plane_figure
+from infoflow.plots.scatter import MAX_UNITS, pick_epochs, scatter_figure
+
+__all__ = [
+    "PlotInputError",
+    "binned_vs_epoch_figure",
+    "clustering_figure",
+    "draw_all",
+    "gradients_figure",
+    "histograms_figure",
+    "information_plane_figure",
+    "information_vs_epoch_figure",
+    "plane_filename",
+    "resolve_units",
+    "save_figure",
+    "scatter_figure",
+]
+
+log = logging.getLogger(__name__)
+
+Job = tuple[str, Callable[[], Figure]]
+
+
+def plane_filename(estimator: str) -> str:
+    """``information_plane_<estimator>.png`` with characters unsafe in file names as ``_``."""
+    return f"information_plane_{re.sub(r'[^A-Za-z0-9.+-]+', '_', estimator)}.png"
+
+
+def _optional(path: Path, loader: Callable, what: str):
+    """``loader(path)`` or None when the file is missing (debug log) or unreadable (warning)."""
+    if not path.exists():
+        log.debug("no %s: skipping its figures", path.name)
+        return None
+    try:
+        return loader(path)
+    except PlotInputError as exc:
+        log.warning("skipping %s: %s", what, exc)
+        return None
+
+
+def _ib_curve(cfg: Mapping):
+    """The SZT IB curve ``(i_xt, i_ty)`` in nats, or None when it cannot be had (one log line).
+
+    A cached curve (``szt_ib_curve.npz``, the cache file documented by
+    :func:`infoflow.estimators.ib_curve.szt_ib_curve`) is read directly: importing the estimators
+    package imports torch, seconds that a CLI redraw need not spend.
+    """
+    where = cache_dir(cfg)
+    try:
+        with np.load(where / "szt_ib_curve.npz") as f:
+            return np.asarray(f["i_xt"]), np.asarray(f["i_ty"])
+    except (OSError, KeyError, ValueError):
+        pass  # not cached yet (or unreadable): compute it
+    try:
+        from infoflow.estimators.ib_curve import szt_ib_curve
+    except ImportError:
+        log.info("infoflow.estimators.ib_curve unavailable: no IB curve drawn")
+        return None
+    try:
+        curve = szt_ib_curve(cache_dir=where)
+        return curve.i_xt, curve.i_ty
+    except Exception as exc:  # a failing optional overlay must not cost the figure
+        log.warning("no IB curve drawn: %s: %s", type(exc).__name__, exc)
+        return None
+
+
+def _snapshots(run: Path) -> dict[int, dict]:
+    """The (≤ 6, log-spaced) snapshots the scatter figures show, loaded."""
+    files = snapshot_epochs(run / "snapshots")
+    out = {}
+    for e in pick_epochs(list(files)):
+        try:
+            out[e] = load_snapshot(files[e])
+        except Exception as exc:  # e.g. a file still being written: BadZipFile, EOFError
+            log.warning("skipping unreadable snapshot %s: %s", files[e], exc)
+    return out
+
+
+def _scatter_layers(snaps: Mapping[int, Mapping]) -> list[int]:
+    layers = set()
+    for snap in snaps.values():
+        for key, arr in snap.items():
+            m = re.fullmatch(r"layer_(\d+)", key)
+            if m and (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] <= MAX_UNITS)):
+                layers.add(int(m.group(1)))
+    return sorted(layers)
+
+
+def _references(cfg: Mapping, snaps: Mapping[int, Mapping]) -> tuple[float | None, float | None]:
+    """(H(X), I(X;Y)) in nats: exact for SZT; else I(X;Y) = H(labels of a snapshot), if any."""
+    if is_szt(cfg):
+        return szt_references()
+    for snap in snaps.values():
+        if "labels" in snap:
+            return None, label_entropy(snap["labels"])
+    return None, None
+
+
+def _jobs(run: Path, cfg: Mapping, units: str) -> list[Job]:
+    """(file name, figure builder) of every figure the run has data for."""
+    rows = load_information(run / "information.csv") if (run / "information.csv").exists() else []
+    metrics = _optional(run / "metrics.csv", load_metrics, "metrics figures")
+    hist = _optional(run / "histograms.csv", load_histograms, "histograms.png")
+    snaps = _snapshots(run)
+    h_x, i_xy = _references(cfg, snaps)
+    jobs: list[Job] = []
+    planes = estimators_with(rows, "I_XT", "I_TY")
+    ib = _ib_curve(cfg) if planes and is_szt(cfg) else None
+    for est in planes:
+        kw = dict(units=units, h_x=h_x, i_xy=i_xy, ib_curve=ib)
+        jobs.append(
+            (plane_filename(est), lambda e=est, kw=kw: information_plane_figure(rows, e, **kw))
+        )
+    if main_estimator(rows) or has_loss(metrics):
+        kw = dict(units=units, h_x=h_x, i_xy=i_xy)
+        jobs.append(
+            ("information_vs_epoch.png", lambda: information_vs_epoch_figure(rows, metrics, **kw))
+        )
+    if binned_estimators(rows):
+        jobs.append(("binned_vs_epoch.png", lambda: binned_vs_epoch_figure(rows, units=units)))
+    if hist:
+        jobs.append(("histograms.png", lambda: histograms_figure(hist)))
+    for k in _scatter_layers(snaps):
+        jobs.append((f"scatter_layer{k}.png", lambda k=k: scatter_figure(snaps, k)))
+    if metrics and gradient_columns(metrics):
+        jobs.append(("gradients.png", lambda: gradients_figure(metrics)))
+    if metrics and cluster_columns(metrics):
+        jobs.append(("clustering.png", lambda: clustering_figure(metrics)))
+    return jobs
+
+
+def resolve_units(units: str | None, cfg: Mapping) -> str:
+    """``units``, else ``callbacks.plots.units`` of the config, else ``bits``; ValueError if invalid."""
+    return check_units(units or config_units(cfg) or "bits")
+
+
+def draw_all(
+    run_dir: str | os.PathLike, *, units: str | None = None, strict: bool = False
+) -> list[Path]:
+    """Draw every figure ``run_dir`` has data for into ``run_dir/plots/``; return their paths.
+
+    Args:
+        run_dir: a run directory (information.csv, metrics.csv, histograms.csv, snapshots/,
+            config.yaml — each optional).
+        units: ``"bits"`` or ``"nats"``; None: ``callbacks.plots.units`` of config.yaml, else bits.
+        strict: re-raise an error met while drawing a figure (default: log a warning, go on).
+
+    Raises:
+        PlotInputError: ``run_dir`` is not a directory, or its information.csv cannot be parsed.
+        ValueError: invalid ``units``.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise PlotInputError(f"{run_dir}: not a run directory (no such folder)")
+    cfg = load_config(run / "config.yaml")
+    units = resolve_units(units, cfg)
+    written = []
+    for name, build in _jobs(run, cfg, units):
+        try:
+            written.append(save_figure(build(), run / "plots" / name))
+        except Exception as exc:
+            if strict:
+                raise
+            log.warning("could not draw %s: %s: %s", name, type(exc).__name__, exc)
+    return written

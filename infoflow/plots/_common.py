@@ -1,0 +1,105 @@
+"""Helpers shared by the figure modules: units, the epoch axis, atomic saving.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly, never through ``pyplot``: no
+global figure registry, nothing to close, no backend switch in the host process (a notebook keeps
+its backend), and PNG output always goes through Agg.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, SymLogNorm
+from matplotlib.figure import Figure
+
+UNITS = ("bits", "nats")
+DPI = 110
+LAYOUT = "constrained"
+#: Colour map of the epoch (information plane markers).
+EPOCH_CMAP = "viridis"
+#: Colour map of layers (layer k gets colour k-1).
+LAYER_CMAP = "tab10"
+
+
+def check_units(units: str) -> str:
+    """``units`` if it is ``bits`` or ``nats``, else ValueError."""
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {UNITS}, got {units!r}")
+    return units
+
+
+def unit_factor(units: str) -> float:
+    """Multiply nats by this to get ``units`` (1/ln 2 for bits)."""
+    return 1.0 / math.log(2.0) if check_units(units) == "bits" else 1.0
+
+
+def info_label(symbol: str, units: str) -> str:
+    """Axis label such as ``I(X;T) [bits]``."""
+    return f"{symbol} [{check_units(units)}]"
+
+
+def layer_color(layer: int) -> tuple[float, float, float, float]:
+    """Colour of hidden layer ``layer`` (1-based), the same in every figure."""
+    from matplotlib import colormaps
+
+    return colormaps[LAYER_CMAP]((layer - 1) % 10)
+
+
+def epoch_axis(ax: Axes, *, label: bool = True) -> None:
+    """Put epochs on a symlog x axis: linear on [0, 1], logarithmic beyond.
+
+    Epoch 0 (often the untrained network) thus keeps its place at the left edge instead of being
+    dropped by a log axis or shifted by an offset.
+    """
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
+    ax.set_xlim(left=0)
+    if label:
+        ax.set_xlabel("epoch")
+
+
+def epoch_norm(epochs: Iterable[int]) -> Normalize:
+    """Logarithmic colour scale over epochs that also accepts epoch 0 (symlog, threshold 1)."""
+    top = max([1, *epochs])
+    return SymLogNorm(linthresh=1.0, linscale=0.4, vmin=0.0, vmax=float(top), base=10)
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure in inches with constrained layout (no pyplot)."""
+    return Figure(figsize=(width, height), dpi=DPI, layout=LAYOUT)
+
+
+def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
+    """(rows, cols) for ``n`` panels, at most ``max_cols`` per row."""
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG atomically (temporary file in the same folder, then ``os.replace``).
+
+    A viewer never sees a half-written file; the file gets the usual permissions (0o666 less the
+    umask, unlike ``tempfile.mkstemp``'s 0o600). Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def finite(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the finite entries."""
+    return np.isfinite(np.asarray(values, dtype=float))
