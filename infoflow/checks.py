@@ -29,6 +29,11 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _is_int(v: Any) -> bool:
+    """An integer >= 1 (bools excluded: YAML's true would otherwise pass as 1)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
 # key -> (predicate, what is allowed). Keys absent from a config (another model's) are skipped.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be an integer"),
@@ -52,7 +57,63 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "must be an integer >= 1, or null for torch's default",
     ),
     "trainer.max_epochs": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    # MNIST and its CNN (sizes that must fit the data, e.g. eval_size <= val_size, are checked
+    # when the data is loaded).
+    "dataset.val_size": (_is_int, "must be an integer >= 1"),
+    "dataset.subset": (
+        lambda v: v is None or _is_int(v),
+        "must be an integer >= 1, or null for all",
+    ),
+    "dataset.eval_size": (_is_int, "must be an integer >= 1"),
+    "dataset.train_eval_size": (
+        lambda v: v is None or _is_int(v),
+        "must be an integer >= 1, or null for the whole training set",
+    ),
+    "dataset.download": (lambda v: isinstance(v, bool), "must be true or false"),
+    "model.channels": (
+        lambda v: isinstance(v, ListConfig | list) and len(v) == 2 and all(_is_int(c) for c in v),
+        "must be two positive integers, e.g. [32,64]",
+    ),
+    "model.fc_width": (_is_int, "must be an integer >= 1"),
+    "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "must be in [0, 1); 0 is off"),
 }
+
+_SCHEMES = ("tishby", "width", "adaptive")
+
+
+def _positive_or_list(v: Any, kind: type) -> bool:
+    values = list(v) if isinstance(v, ListConfig | list) else [v]
+    return len(values) > 0 and all(
+        isinstance(x, kind | int) and not isinstance(x, bool) and x > 0 for x in values
+    )
+
+
+RULES.update(
+    {
+        "estimator.n_replicas": (
+            lambda v: isinstance(v, int) and v >= 2,
+            "must be an integer >= 2 (replicas per input)",
+        ),
+        "estimator.n_inputs": (
+            lambda v: v is None or (isinstance(v, int) and v >= 1),
+            "null or >= 1",
+        ),
+        "estimator.n_mc": (lambda v: v is None or (isinstance(v, int) and v >= 2), "null or >= 2"),
+        "estimator.bin_scheme": (lambda v: v in _SCHEMES, f"allowed: {', '.join(_SCHEMES)}"),
+        "estimator.bin_size": (
+            lambda v: v is None or _positive_or_list(v, float),
+            "must be a width > 0 or a list of them, e.g. [0.01,0.05]",
+        ),
+        "estimator.n_bins": (
+            lambda v: v is None or _positive_or_list(v, int),
+            "must be an integer >= 1 or a list of them",
+        ),
+        "estimator.kde_noise_var": (
+            lambda v: v is None or (_is_number(v) and v > 0),
+            "null or > 0",
+        ),
+    }
+)
 
 _MISSING = object()
 
@@ -63,9 +124,39 @@ def check_config(cfg: DictConfig, rules: dict = RULES) -> None:
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is not _MISSING and not ok(value):
             raise ConfigError(key, value, allowed)
+    _check_estimator(cfg)
+    for name, cb in (cfg.get("callbacks") or {}).items():
+        if cb is not None:
+            _check_schedule(f"callbacks.{name}", cb)
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(ckpt).is_file():
         raise ConfigError("ckpt_path", ckpt, "must be an existing checkpoint file, or null")
+
+
+def _check_estimator(cfg: DictConfig) -> None:
+    est = cfg.get("estimator")
+    if est is None or "bin_size" not in est:
+        return
+    if (est.bin_size is None) == (est.get("n_bins") is None):
+        raise ConfigError(
+            "estimator.bin_size", est.bin_size, "give exactly one of bin_size and n_bins"
+        )
+    if est.bin_scheme == "adaptive" and est.bin_size is not None:
+        raise ConfigError("estimator.bin_size", est.bin_size, "the adaptive scheme takes n_bins")
+    _check_schedule("estimator", est)
+
+
+def _check_schedule(prefix: str, node: DictConfig) -> None:
+    """A schedule must name epochs: every_n_epochs >= 1 and/or n_points >= 2."""
+    if "n_points" not in node and "every_n_epochs" not in node:
+        return
+    every, points = node.get("every_n_epochs"), node.get("n_points")
+    if every is None and points is None:
+        raise ConfigError(f"{prefix}.n_points", None, "a schedule needs n_points or every_n_epochs")
+    if every is not None and not (isinstance(every, int) and every >= 1):
+        raise ConfigError(f"{prefix}.every_n_epochs", every, "must be an integer >= 1, or null")
+    if points is not None and not (isinstance(points, int) and points >= 2):
+        raise ConfigError(f"{prefix}.n_points", points, "must be an integer >= 2, or null")
 
 
 def claim_run_dir(output_dir: str | os.PathLike) -> Path:
@@ -111,6 +202,13 @@ def sweep_name() -> str | None:
 
 
 def register_resolvers() -> None:
-    for name, fn in {"infoflow.run_name": run_name, "infoflow.sweep_name": sweep_name}.items():
+    from infoflow.sweep import job_dirname
+
+    resolvers = {
+        "infoflow.run_name": run_name,
+        "infoflow.sweep_name": sweep_name,
+        "infoflow.job_dirname": job_dirname,
+    }
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from infoflow.checks import check_config, claim_run_dir
 from infoflow.models.module import ClassifierModule
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # Each run owns a fresh directory (claim_run_dir), so the CSV logger's "not empty" warning is moot.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# Intended: the module's transfer skips the copy for the tensors the datamodules keep on device.
+warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
+warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
 def build_network(cfg: DictConfig) -> NoisyNetwork:
@@ -53,22 +57,25 @@ def resolved_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
 
 
-def _finish_wandb() -> None:
+def _finish_wandb(exit_code: int = 0) -> None:
     import wandb
 
     if wandb.run is not None:
-        wandb.finish()
+        wandb.finish(exit_code=exit_code)  # 1: W&B shows the run as failed
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train the configured network; returns the final epoch's metrics."""
     check_config(cfg)
-    out = claim_run_dir(cfg.paths.output_dir)
+    # Under DDP every rank runs this with the same directory: rank 0 owns it and writes its files.
+    rank_zero = rank_zero_only.rank == 0
+    out = claim_run_dir(cfg.paths.output_dir) if rank_zero else Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     config = resolved_config(cfg)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    if rank_zero:
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
     try:
         datamodule = instantiate(cfg.dataset)
         module = build_module(cfg)
@@ -78,6 +85,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         # The final model, whatever the checkpoint callback's period.
         trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+    except BaseException:
+        _finish_wandb(exit_code=1)
+        raise
     finally:
         _finish_wandb()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

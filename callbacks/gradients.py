@@ -1,0 +1,72 @@
+"""Gradient phases (Shwartz-Ziv & Tishby 2017): per layer, the mean and the fluctuation of the
+mini-batch gradients over an epoch, from the gradients training computes anyway."""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+
+from callbacks.schedule import ScheduledCallback
+
+
+class GradientPhasesCallback(ScheduledCallback):
+    """For each weight layer ℓ (hidden layers and the read-out), over the steps of a scheduled epoch:
+
+        mean_norm = ‖(1/S) Σ_s g_s‖,  std_norm = ‖sqrt((1/S) Σ_s g_s² − mean²)‖ (per coordinate),
+        snr = mean_norm / std_norm,
+
+    logged as ``grad/layer<k>/{mean_norm,std_norm,snr}``. A high SNR is the "drift" phase, a low one
+    the "diffusion" phase. Only running sums of g and g² per coordinate are kept: no extra backward
+    passes, no W×W matrices.
+    """
+
+    name = "gradients"
+
+    def __init__(
+        self, output_dir: str, every_n_epochs: int | None = None, n_points: int | None = 30
+    ) -> None:
+        super().__init__(output_dir, every_n_epochs, n_points)
+        self._sums: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._steps = 0
+
+    @staticmethod
+    def _weights(module: pl.LightningModule) -> list[torch.Tensor]:
+        net = module.net
+        return [layer.weight for layer in net.linear_layers()] + [net.head.weight]
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # Accumulate only in the epochs that will be reported (epoch 0 has no gradients).
+        tracked = trainer.current_epoch + 1 in self._epochs
+        weights = self._weights(module)
+        self._sums = (
+            [(torch.zeros_like(w), torch.zeros_like(w)) for w in weights] if tracked else None
+        )
+        self._steps = 0
+
+    def on_after_backward(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self._sums is None:
+            return
+        with torch.no_grad():
+            for (s1, s2), w in zip(self._sums, self._weights(module), strict=True):
+                if w.grad is not None:
+                    s1.add_(w.grad)
+                    s2.addcmul_(w.grad, w.grad)
+        self._steps += 1
+
+    def measure(
+        self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
+    ) -> tuple[list, dict[str, float]]:
+        if not self._sums or self._steps == 0:
+            return [], {}
+        metrics = {}
+        for k, (s1, s2) in enumerate(self._sums, start=1):
+            mean = s1 / self._steps
+            var = (s2 / self._steps - mean**2).clamp_min(0)
+            mean_norm, std_norm = float(mean.norm()), float(var.sqrt().norm())
+            metrics[f"grad/layer{k}/mean_norm"] = mean_norm
+            metrics[f"grad/layer{k}/std_norm"] = std_norm
+            metrics[f"grad/layer{k}/snr"] = mean_norm / std_norm if std_norm > 0 else math.inf
+        self._sums = None
+        return [], metrics

@@ -1,0 +1,57 @@
+"""Redraws the run's PNG figures (``plots/``) from its records as the run goes, and at the end."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+log = logging.getLogger(__name__)
+
+
+class PlotsCallback(pl.Callback):
+    """Calls :func:`infoflow.plots.draw_all` on the run directory after a scheduled measurement, at
+    most once every ``min_interval_s`` seconds (drawing costs more than an SZT epoch), and always
+    when training ends. Place it after the measuring callbacks so it sees their rows."""
+
+    def __init__(self, output_dir: str, units: str = "bits", min_interval_s: float = 60.0) -> None:
+        super().__init__()
+        if units not in ("bits", "nats"):
+            raise ValueError(f"units must be bits or nats, got {units!r}")
+        self.output_dir = Path(output_dir)
+        self.units = units
+        self.min_interval_s = min_interval_s
+        self._last = -float("inf")
+        self._rows_seen = 0
+
+    def _draw(self) -> None:
+        from infoflow.plots import draw_all
+
+        try:
+            draw_all(self.output_dir, units=self.units)
+        except Exception as exc:  # a figure must never stop a training run
+            log.warning("drawing figures failed: %s", exc)
+        self._last = time.monotonic()
+
+    def _has_new_rows(self) -> bool:
+        path = self.output_dir / "information.csv"
+        size = path.stat().st_size if path.exists() else 0
+        new, self._rows_seen = size != self._rows_seen, size
+        return new
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        due = time.monotonic() - self._last >= self.min_interval_s
+        if trainer.is_global_zero and due and self._has_new_rows():
+            self._draw()
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self._draw()
+
+    def on_exception(
+        self, trainer: pl.Trainer, module: pl.LightningModule, exc: BaseException
+    ) -> None:
+        if trainer.is_global_zero:  # an interrupted run still leaves figures of what it measured
+            self._draw()

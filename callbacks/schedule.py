@@ -1,0 +1,162 @@
+"""When to measure, and the base class every measuring callback shares.
+
+Epoch numbers count completed training epochs: epoch 0 is before any training (measured at
+``on_train_start``), epoch e is after the e-th epoch (measured at its ``on_train_epoch_end``, after
+that epoch's validation), and the last is ``trainer.max_epochs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from infoflow.records import INFORMATION_COLUMNS, append_rows
+
+log = logging.getLogger(__name__)
+
+Row = tuple[int, int, str, str, float, float | None]
+
+
+def scheduled_epochs(
+    max_epochs: int, *, every_n_epochs: int | None = None, n_points: int | None = None
+) -> list[int]:
+    """Epochs to measure at: 0, ``max_epochs``, and every N epochs and/or ``n_points`` log-spaced.
+
+    Log-spacing follows the papers' code: unique(round(logspace(0, log10(max_epochs), n_points))).
+    """
+    if every_n_epochs is None and n_points is None:
+        raise ValueError("a schedule needs every_n_epochs or n_points")
+    if every_n_epochs is not None and every_n_epochs < 1:
+        raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+    if n_points is not None and n_points < 2:
+        raise ValueError(f"n_points must be >= 2, got {n_points}")
+    epochs = {0, max_epochs}
+    if every_n_epochs:
+        epochs.update(range(0, max_epochs + 1, every_n_epochs))
+    if n_points:
+        epochs.update(
+            np.unique(np.round(np.logspace(0, np.log10(max_epochs), n_points))).astype(int)
+        )
+    return sorted(e for e in epochs if 0 <= e <= max_epochs)
+
+
+@contextmanager
+def measuring(module: pl.LightningModule) -> Iterator[None]:
+    """No gradients, eval mode, and the global RNG left as it was: measuring never changes training.
+
+    Estimation uses every core the process may run on, even when training is kept to one thread
+    (the tiny SZT steps are fastest single-threaded; the estimators' matrix products are not).
+    """
+    was_training, threads = module.training, torch.get_num_threads()
+    devices = [module.device] if module.device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        module.eval()
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            module.train(was_training)
+
+
+def layer_outputs(module: pl.LightningModule, x: torch.Tensor, *, noise: bool, batch: int = 4096):
+    """Every hidden layer's (pre-noise, noisy) representation of ``x``, computed in batches."""
+    parts = [
+        module.net.hidden_outputs(x[i : i + batch], noise=noise)[0] for i in range(0, len(x), batch)
+    ]
+    return [
+        type(parts[0][k])(*(torch.cat([p[k][j] for p in parts]) for j in range(2)))
+        for k in range(len(parts[0]))
+    ]
+
+
+class ScheduledCallback(pl.Callback):
+    """Runs :meth:`measure` at the scheduled epochs on rank 0, appends its rows to
+    ``information.csv`` and logs its scalars to every logger.
+
+    Subclasses implement ``measure(trainer, module, epoch) -> (rows, metrics)``. The rows written so
+    far are kept in ``state_dict`` so that a run resumed from a checkpoint (in a new directory)
+    starts its ``information.csv`` with the full history.
+    """
+
+    name = "scheduled"
+
+    def __init__(
+        self,
+        output_dir: str,
+        every_n_epochs: int | None = None,
+        n_points: int | None = 30,
+    ) -> None:
+        super().__init__()
+        scheduled_epochs(10, every_n_epochs=every_n_epochs, n_points=n_points)  # validate now
+        self.output_dir = Path(output_dir)
+        self.every_n_epochs = every_n_epochs
+        self.n_points = n_points
+        self.measured: list[int] = []
+        self.history: list[Row] = []
+        self.seconds = 0.0
+        self._epochs: set[int] = set()
+        self._restored = False
+
+    @property
+    def csv_path(self) -> Path:
+        return self.output_dir / "information.csv"
+
+    def measure(
+        self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
+    ) -> tuple[Sequence[Row], dict[str, float]]:
+        raise NotImplementedError
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._epochs = set(
+            scheduled_epochs(
+                trainer.max_epochs, every_n_epochs=self.every_n_epochs, n_points=self.n_points
+            )
+        )
+        if self._restored and self.history and trainer.is_global_zero:
+            # A resumed run starts in a fresh directory (claim_run_dir): carry the history over.
+            append_rows(self.csv_path, INFORMATION_COLUMNS, self.history)
+        self._restored = False
+        if trainer.current_epoch == 0:
+            self._maybe_measure(trainer, module, 0)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._maybe_measure(trainer, module, trainer.current_epoch + 1)
+
+    def _maybe_measure(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> None:
+        if epoch not in self._epochs or epoch in self.measured:
+            return
+        if trainer.is_global_zero:  # under DDP rank 0 estimates, the others wait at the barrier
+            start = time.perf_counter()
+            with measuring(module):
+                rows, metrics = self.measure(trainer, module, epoch)
+            if rows:
+                append_rows(self.csv_path, INFORMATION_COLUMNS, rows)
+                self.history.extend(rows)
+            self.seconds += time.perf_counter() - start
+            metrics = {**metrics, f"time/{self.name}_seconds": self.seconds}
+            for logger in trainer.loggers:
+                logger.log_metrics({**metrics, "epoch": epoch}, step=trainer.global_step)
+        self.measured.append(epoch)
+        trainer.strategy.barrier()
+
+    def state_dict(self) -> dict:
+        return {
+            "measured": list(self.measured),
+            "history": list(self.history),
+            "seconds": self.seconds,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.measured = list(state_dict["measured"])
+        self.history = [tuple(r) for r in state_dict["history"]]
+        self.seconds = float(state_dict.get("seconds", 0.0))
+        self._restored = True

@@ -1,0 +1,90 @@
+"""A whole tiny run with every callback: the files it leaves, resume, and the plot command."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from infoflow.records import INFORMATION_COLUMNS, read_information, read_rows
+from infoflow.train import run
+
+TINY = [
+    "trainer.enable_progress_bar=false",
+    "~logger.wandb",
+    "model.hidden=[4,3]",
+    "estimator.n_replicas=4",
+    "estimator.n_inputs=256",
+    "estimator.n_mc=512",
+    "estimator.n_points=2",
+    "estimator.bin_size=[0.05,0.5]",
+    "estimator.kde_noise_var=0.001",
+    "estimator.cluster_samples=200",
+    "callbacks.plots.min_interval_s=100000",  # draw once, at the end
+]
+
+
+def _epochs(rows, estimator):
+    return sorted({r["epoch"] for r in rows if r["estimator"] == estimator})
+
+
+def test_run_leaves_information_csv_metrics_and_figures(make_cfg):
+    cfg = make_cfg(*TINY, "trainer.max_epochs=3")
+    run(cfg)
+    out = Path(cfg.paths.output_dir)
+    csv_text = (out / "information.csv").read_text()
+    assert csv_text.splitlines()[0] == ",".join(INFORMATION_COLUMNS)
+    rows = read_information(out / "information.csv")
+    # n_points=2 over 3 epochs: logspace gives 1 and 3; epoch 0 is always there.
+    for est in ("sp", "bin:width:0.05", "bin:width:0.5", "bin_noisy:width:0.05", "kde_upper"):
+        assert _epochs(rows, est) == [0, 1, 3], est
+    assert {r["layer"] for r in rows} == {1, 2}
+    sp_ixt = [r for r in rows if r["estimator"] == "sp" and r["quantity"] == "I_XT"]
+    assert all(r["stderr"] >= 0 for r in sp_ixt)
+    # I(X;T) of a noisy layer is below the ceiling ln 4096 and above 0 (within errors).
+    assert all(-0.1 < r["value"] < 8.32 for r in sp_ixt)
+
+    metrics = read_rows(out / "metrics.csv")
+    columns = set(metrics[0])
+    for key in (
+        "info/sp/layer1/I_XT",
+        "info/bin:width:0.05/layer2/H_T",
+        "cluster/layer2/silhouette",
+        "grad/layer1/snr",
+        "time/sp_seconds",
+    ):
+        assert key in columns, key
+    pngs = {p.name for p in (out / "plots").glob("*.png")}
+    assert "information_vs_epoch.png" in pngs and "information_plane_sp.png" in pngs
+    assert sorted(p.name for p in (out / "snapshots").glob("*.npz")) == [
+        "epoch_000000.npz",
+        "epoch_000001.npz",
+        "epoch_000003.npz",
+    ]
+    assert (out / "histograms.csv").is_file()
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "infoflow.plot", str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_resume_from_checkpoint_keeps_the_history(make_cfg, tmp_path):
+    first = make_cfg(*TINY, "trainer.max_epochs=2", f"paths.output_dir={tmp_path}/first")
+    run(first)
+    ckpt = tmp_path / "first/checkpoints/last.ckpt"
+    second = make_cfg(
+        *TINY, "trainer.max_epochs=4", f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}/second"
+    )
+    run(second)
+    rows = read_information(tmp_path / "second/information.csv")
+    # First run measured 0, 1, 2; the resumed one adds 4 (its schedule is 0, 1, 4) and
+    # re-measures nothing it already had.
+    assert _epochs(rows, "sp") == [0, 1, 2, 4]
+    keys = [(r["epoch"], r["layer"], r["estimator"], r["quantity"]) for r in rows]
+    assert len(keys) == len(set(keys))
+
+    # Every row of the first run is carried over unchanged (grouped by callback, not by time).
+    def canonical(rs):
+        return {tuple(str(r[c]) for c in INFORMATION_COLUMNS) for r in rs}
+
+    first_rows = read_information(tmp_path / "first/information.csv")
+    assert canonical(first_rows) == canonical(r for r in rows if r["epoch"] <= 2)

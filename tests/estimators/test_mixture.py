@@ -1,0 +1,296 @@
+"""Gaussian-mixture entropy and densities against independent references (quadrature, numpy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import quad, simpson
+from scipy.special import logsumexp
+from scipy.stats import norm
+
+import infoflow.estimators.mixture as mixture
+from infoflow.estimators.mixture import (
+    batched_mixture_log_density,
+    gaussian_entropy,
+    gaussian_mixture_entropy,
+    mean_mixture_entropy,
+    mixture_log_density,
+)
+
+LN2, LN4 = math.log(2.0), math.log(4.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # the test machine is shared; one thread keeps torch from oversubscribing it
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------------ independent references
+def entropy_quad_1d(centers: np.ndarray, sigma: float) -> float:
+    """−∫ g log g for g = mean_k N(c_k, σ²), by adaptive quadrature between the centres."""
+    c = np.sort(np.asarray(centers, dtype=np.float64))
+
+    def integrand(t: float) -> float:
+        log_g = logsumexp(norm.logpdf(t, c, sigma)) - math.log(c.size)
+        return -math.exp(log_g) * log_g
+
+    edges = np.unique(np.concatenate([c - 12 * sigma, c, c + 12 * sigma]))
+    pieces = zip(edges[:-1], edges[1:], strict=True)
+    return sum(quad(integrand, a, b, epsabs=1e-12, limit=200)[0] for a, b in pieces)
+
+
+def entropy_grid(centers: np.ndarray, sigma: float, step: float = 0.35) -> float:
+    """−∫ g log g in 1-3 dims by a Riemann sum on a grid of spacing step·σ over the centres' box
+    ± 7σ (spectrally accurate for smooth, rapidly decaying integrands)."""
+    c = np.asarray(centers, dtype=np.float64)
+    d = c.shape[1]
+    h = step * sigma
+    lo, hi = c.min(0) - 7 * sigma, c.max(0) + 7 * sigma
+    axes = [np.arange(lo[i], hi[i] + h, h) for i in range(d)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    total = 0.0
+    for i in range(0, grid.shape[0], 20000):
+        g = grid[i : i + 20000]
+        sq = ((g[:, None, :] - c[None]) ** 2).sum(-1)
+        log_g = logsumexp(-sq / (2 * sigma**2), axis=1) - math.log(len(c))
+        log_g -= 0.5 * d * math.log(2 * math.pi * sigma**2)
+        total += -(np.exp(log_g) * log_g).sum()
+    return total * h**d
+
+
+def log_density_numpy(queries: np.ndarray, centers: np.ndarray, sigma: float) -> np.ndarray:
+    """Brute-force float64 log ĝ by direct differences (no matmul expansion)."""
+    q, c = np.asarray(queries, np.float64), np.asarray(centers, np.float64)
+    out = np.empty(len(q))
+    step = max(1, 2_000_000 // c.size)
+    for i in range(0, len(q), step):
+        sq = ((q[i : i + step, None, :] - c[None]) ** 2).sum(-1)
+        out[i : i + step] = logsumexp(-sq / (2 * sigma**2), axis=1)
+    d = c.shape[1]
+    return out - math.log(len(c)) - 0.5 * d * math.log(2 * math.pi * sigma**2)
+
+
+def assert_close(est, truth: float, atol: float = 0.01, k: float = 3.0) -> None:
+    err = abs(est.value - truth)
+    assert err < atol, f"{est} vs {truth}: error {err:.4g} ≥ {atol}"
+    assert err < k * est.stderr + 1e-9, f"{est} vs {truth}: error {err:.4g} ≥ {k} stderr"
+
+
+# ------------------------------------------------------------------------------------ entropy
+def test_gaussian_entropy_closed_form():
+    assert gaussian_entropy(1, 1.0) == pytest.approx(0.5 * math.log(2 * math.pi * math.e))
+    assert gaussian_entropy(3, 0.1) == pytest.approx(1.5 * math.log(2 * math.pi * math.e * 0.01))
+
+
+@pytest.mark.parametrize(
+    ("centers", "sigma"),
+    [([0.0, 0.3, 1.0, 3.0], 0.2), ([0.0, 0.05], 0.1), ([-1.0, 0.0, 0.0, 2.5, 2.6], 0.5)],
+)
+def test_entropy_1d_against_quadrature(centers, sigma):
+    c = torch.tensor(centers, dtype=torch.float64)[:, None]
+    est = gaussian_mixture_entropy(c, sigma, n_mc=40_000, generator=gen(1))
+    assert_close(est, entropy_quad_1d(np.array(centers), sigma))
+
+
+def test_entropy_2d_against_quadrature():
+    centers = np.array([[0.0, 0.0], [0.5, 0.2], [0.1, 0.6], [0.12, 0.58]])
+    sigma = 0.25
+    h = 0.2 * sigma  # Simpson quadrature on a grid, box ± 8σ
+    lo, hi = centers.min(0) - 8 * sigma, centers.max(0) + 8 * sigma
+    axes = [np.arange(lo[i], hi[i] + h, h) for i in (0, 1)]
+    xx, yy = np.meshgrid(*axes, indexing="ij")
+    pts = np.stack([xx.ravel(), yy.ravel()], -1)
+    log_g = log_density_numpy(pts, centers, sigma).reshape(xx.shape)
+    truth = simpson(simpson(-np.exp(log_g) * log_g, x=axes[1], axis=1), x=axes[0])
+    est = gaussian_mixture_entropy(torch.tensor(centers), sigma, n_mc=40_000, generator=gen(2))
+    assert_close(est, truth)
+    assert truth == pytest.approx(entropy_grid(centers, sigma), abs=1e-6)  # two quadratures agree
+
+
+def tanh_neuron_centers(w: float, b: float = 0.0) -> torch.Tensor:
+    x = torch.tensor([-3.0, -1.0, 1.0, 3.0], dtype=torch.float64)
+    return torch.tanh(w * x + b)[:, None]
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.05, 0.1])
+@pytest.mark.parametrize("w", [0.01, 0.1, 0.3, 1.0, 2.0, 5.0, 10.0])
+def test_tanh_neuron_information_against_quadrature(w, sigma):
+    """I(X;T) for T = tanh(wX) + σZ, X uniform on {−3, −1, 1, 3} (Goldfeld et al., Fig. 4)."""
+    c = tanh_neuron_centers(w)
+    truth = entropy_quad_1d(c[:, 0].numpy(), sigma) - gaussian_entropy(1, sigma)
+    h = gaussian_mixture_entropy(c, sigma, n_mc=100_000, generator=gen(3))
+    est = h - mixture.Estimate(gaussian_entropy(1, sigma), 0.0)
+    assert_close(est, truth)
+
+
+def test_tanh_neuron_rises_to_ln4_then_falls_to_ln2():
+    sigma = 0.01
+    info = {}
+    for w in (0.01, 1.0, 10.0):
+        truth = entropy_quad_1d(tanh_neuron_centers(w)[:, 0].numpy(), sigma)
+        info[w] = truth - gaussian_entropy(1, sigma)
+    assert info[0.01] < 1.0  # the four Gaussians overlap
+    assert info[1.0] == pytest.approx(LN4, abs=1e-3)  # well separated
+    assert info[10.0] == pytest.approx(LN2, abs=1e-3)  # merged in pairs by saturation
+
+
+def test_well_separated_and_coincident_limits():
+    sigma, d = 0.1, 3
+    far = torch.arange(7, dtype=torch.float64)[:, None].repeat(1, d) * 50 * sigma
+    est = gaussian_mixture_entropy(far, sigma, n_mc=30_000, generator=gen(4))
+    assert_close(est, math.log(7) + gaussian_entropy(d, sigma))
+    same = torch.full((7, d), 0.3, dtype=torch.float64)
+    est = gaussian_mixture_entropy(same, sigma, n_mc=30_000, generator=gen(5))
+    assert_close(est, gaussian_entropy(d, sigma))
+    # for well-separated components −log ĝ = ln n + (d/2) ln(2πσ²) + ‖z‖²/2: Var = d/2
+    assert est.stderr == pytest.approx(math.sqrt(d / 2 / 30_000), rel=0.1)
+
+
+def test_default_n_mc_reaches_the_target_stderr():
+    c = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    est = gaussian_mixture_entropy(c, 0.1, generator=gen(6), target_stderr=0.01)
+    assert 0.008 < est.stderr < 0.0115
+    assert_close(est, math.log(3) + gaussian_entropy(2, 0.1), atol=0.04)
+
+
+def test_generator_makes_it_reproducible_and_float32_input_works():
+    c = torch.randn(50, 2, generator=gen(7))
+    a = gaussian_mixture_entropy(c, 0.2, n_mc=2000, generator=gen(8))
+    b = gaussian_mixture_entropy(c, 0.2, n_mc=2000, generator=gen(8))
+    c64 = gaussian_mixture_entropy(c.double(), 0.2, n_mc=2000, generator=gen(8))
+    assert a == b
+    assert a.value == pytest.approx(c64.value, abs=1e-12)
+
+
+def test_mean_mixture_entropy_against_quadrature():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(5, 3, 1)) * np.array([0.1, 0.5, 1.0, 2.0, 0.0])[:, None, None]
+    sigma = 0.3
+    truth = np.mean([entropy_quad_1d(c[:, 0], sigma) for c in centers])
+    est = mean_mixture_entropy(torch.tensor(centers), sigma, n_mc=50_000, generator=gen(9))
+    assert_close(est, truth)
+
+
+# ------------------------------------------------------------------------------------ densities
+def test_batched_log_density_against_numpy():
+    g = gen(10)
+    centers = torch.randn(3, 40, 2, generator=g, dtype=torch.float64)
+    queries = torch.randn(3, 25, 2, generator=g, dtype=torch.float64)
+    got = batched_mixture_log_density(queries, centers, 0.3)
+    for b in range(3):
+        ref = log_density_numpy(queries[b].numpy(), centers[b].numpy(), 0.3)
+        np.testing.assert_allclose(got[b].numpy(), ref, rtol=0, atol=1e-10)
+
+
+def test_far_queries_use_the_underflow_safe_path():
+    sigma = 0.005
+    c = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    q = torch.tensor([[0.5, -0.5], [0.0, 100 * sigma]], dtype=torch.float64)  # E ≈ −1e4, −5000
+    got = mixture_log_density(q, c, sigma)
+    np.testing.assert_allclose(got.numpy(), log_density_numpy(q.numpy(), c.numpy(), sigma))
+
+
+def clustered_centers(n_clusters: int, per: int, d: int, sigma: float, seed: int) -> torch.Tensor:
+    """Like a trained tanh layer: saturated cluster points, inputs and replicas jittered by ~σ."""
+    g = gen(seed)
+    pts = torch.sign(torch.randn(n_clusters, d, generator=g))
+    pts = pts * torch.tanh(1.5 + 3.5 * torch.rand(n_clusters, d, generator=g))
+    c = pts.repeat_interleave(per, 0)
+    return c + sigma * torch.randn(c.shape, generator=g)
+
+
+@pytest.mark.parametrize("d", [3, 10])
+def test_pruned_path_is_within_tol_of_brute_force(d):
+    sigma = 0.005
+    centers = clustered_centers(40, 250, d, sigma, seed=11).float()  # 10 000 > pruning threshold
+    g = gen(12)
+    pick = torch.randint(0, len(centers), (1000,), generator=g)
+    queries = centers[pick].double() + sigma * torch.randn(
+        1000, d, generator=g, dtype=torch.float64
+    )
+    queries[:5] += 0.03  # a few queries off the clusters
+    got = mixture_log_density(queries, centers, sigma)  # tol = 1e-6
+    ref = log_density_numpy(queries.numpy(), centers.double().numpy(), sigma)
+    assert np.abs(got.numpy() - ref).max() < 1.1e-6
+    exact = mixture_log_density(queries, centers, sigma, tol=0.0)
+    assert np.abs(exact.numpy() - ref).max() < 1e-8
+
+
+def test_pruned_entropy_matches_exact_entropy():
+    sigma = 0.005
+    centers = clustered_centers(30, 300, 5, sigma, seed=13)
+    a = gaussian_mixture_entropy(centers, sigma, n_mc=5000, generator=gen(14))
+    b = gaussian_mixture_entropy(centers, sigma, n_mc=5000, generator=gen(14), tol=0.0)
+    assert abs(a.value - b.value) < 1e-6
+    assert a.stderr == pytest.approx(b.stderr, rel=1e-4)
+
+
+@pytest.mark.parametrize("n", [300, 9000])  # dense path, pruned path
+def test_tiles_never_exceed_chunk_elements(monkeypatch, n):
+    seen = []
+    real = mixture._tile_sums
+
+    def spy(ca, qa_t):
+        seen.append(ca.shape[:-1].numel() * qa_t.shape[-1])
+        return real(ca, qa_t)
+
+    centers = clustered_centers(30, n // 30, 3, 0.01, seed=15)
+    queries = centers[:700].double() + 0.01
+    ref = mixture_log_density(queries, centers, 0.01)
+    monkeypatch.setattr(mixture, "_tile_sums", spy)
+    small = mixture_log_density(queries, centers, 0.01, chunk_elements=4096)
+    assert seen and max(seen) <= 4096
+    torch.testing.assert_close(small, ref, rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("centers", "sigma", "match"),
+    [
+        (torch.tensor([[0.0], [float("nan")]]), 1.0, "centers"),
+        (torch.tensor([[0.0], [float("inf")]]), 1.0, "centers"),
+        (torch.zeros(3), 1.0, "centers"),
+        (torch.zeros(2, 2, 2), 1.0, "centers"),
+        (torch.zeros(3, 2, dtype=torch.long), 1.0, "centers"),
+        (torch.zeros(3, 2), 0.0, "sigma"),
+        (torch.zeros(3, 2), -1.0, "sigma"),
+        (torch.zeros(3, 2), float("nan"), "sigma"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(centers, sigma, match):
+    with pytest.raises(ValueError, match=match):
+        gaussian_mixture_entropy(centers, sigma)
+
+
+def test_bad_n_mc_and_queries_raise():
+    with pytest.raises(ValueError, match="n_mc"):
+        gaussian_mixture_entropy(torch.zeros(3, 2), 1.0, n_mc=1)
+    with pytest.raises(ValueError, match="queries"):
+        mixture_log_density(torch.zeros(2, 3), torch.zeros(3, 2), 1.0)
+    with pytest.raises(ValueError, match="centers"):
+        mean_mixture_entropy(torch.zeros(3, 2), 1.0)
+
+
+# --------------------------------------------------------------------------------------- device
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    centers = clustered_centers(20, 400, 4, 0.01, seed=16)
+    queries = centers[::7].double() + 0.005
+    cpu = mixture_log_density(queries, centers, 0.01)
+    gpu = mixture_log_density(queries.cuda(), centers.cuda(), 0.01)
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-9)
+    a = gaussian_mixture_entropy(centers.cuda(), 0.01, n_mc=3000, generator=gen(17))
+    b = gaussian_mixture_entropy(centers, 0.01, n_mc=3000, generator=gen(17))
+    assert a.value == pytest.approx(b.value, abs=1e-8)
