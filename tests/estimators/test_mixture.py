@@ -81,10 +81,16 @@ def log_density_numpy(queries: np.ndarray, centers: np.ndarray, sigma: float) ->
     return out - math.log(len(c)) - 0.5 * d * math.log(2 * math.pi * sigma**2)
 
 
+# Floor under the k-stderr test: with the own-component control variate the integrand is tiny
+# except on rare queries between barely overlapping components, so a sample's std can understate
+# errors of order 1e-5 nats.
+FLOOR = 1e-4
+
+
 def assert_close(est, truth: float, atol: float = 0.01, k: float = 3.0) -> None:
     err = abs(est.value - truth)
     assert err < atol, f"{est} vs {truth}: error {err:.4g} ≥ {atol}"
-    assert err < k * est.stderr + 1e-9, f"{est} vs {truth}: error {err:.4g} ≥ {k} stderr"
+    assert err < k * est.stderr + FLOOR, f"{est} vs {truth}: error {err:.4g} ≥ {k} stderr"
 
 
 # ------------------------------------------------------------------------------------ entropy
@@ -129,7 +135,7 @@ def test_tanh_neuron_information_against_quadrature(w, sigma):
     """I(X;T) for T = tanh(wX) + σZ, X uniform on {−3, −1, 1, 3} (Goldfeld et al., Fig. 4)."""
     c = tanh_neuron_centers(w)
     truth = entropy_quad_1d(c[:, 0].numpy(), sigma) - gaussian_entropy(1, sigma)
-    h = gaussian_mixture_entropy(c, sigma, n_mc=100_000, generator=gen(3))
+    h = gaussian_mixture_entropy(c, sigma, n_mc=40_000, generator=gen(3))
     est = h - mixture.Estimate(gaussian_entropy(1, sigma), 0.0)
     assert_close(est, truth)
 
@@ -150,18 +156,17 @@ def test_well_separated_and_coincident_limits():
     far = torch.arange(7, dtype=torch.float64)[:, None].repeat(1, d) * 50 * sigma
     est = gaussian_mixture_entropy(far, sigma, n_mc=30_000, generator=gen(4))
     assert_close(est, math.log(7) + gaussian_entropy(d, sigma))
+    assert est.stderr < 1e-6  # control variate: log φ(σz) − log ĝ(q) ≈ ln 7 for every query
     same = torch.full((7, d), 0.3, dtype=torch.float64)
     est = gaussian_mixture_entropy(same, sigma, n_mc=30_000, generator=gen(5))
-    assert_close(est, gaussian_entropy(d, sigma))
-    # for well-separated components −log ĝ = ln n + (d/2) ln(2πσ²) + ‖z‖²/2: Var = d/2
-    assert est.stderr == pytest.approx(math.sqrt(d / 2 / 30_000), rel=0.1)
+    assert est.value == pytest.approx(gaussian_entropy(d, sigma), abs=1e-9)  # integrand ≡ 0
 
 
 def test_default_n_mc_reaches_the_target_stderr():
-    c = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
-    est = gaussian_mixture_entropy(c, 0.1, generator=gen(6), target_stderr=0.01)
-    assert 0.008 < est.stderr < 0.0115
-    assert_close(est, math.log(3) + gaussian_entropy(2, 0.1), atol=0.04)
+    c = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.1, 0.12]])  # overlapping at σ = 0.1
+    est = gaussian_mixture_entropy(torch.tensor(c), 0.1, generator=gen(6), target_stderr=0.005)
+    assert 0.004 < est.stderr < 0.006
+    assert_close(est, entropy_grid(c, 0.1))
 
 
 def test_generator_makes_it_reproducible_and_float32_input_works():

@@ -11,7 +11,7 @@ import torch
 
 from infoflow.estimators.mixture import gaussian_entropy
 from infoflow.estimators.sp import SampleComplexityWarning, sp_information, sp_width_limit
-from tests.estimators.test_mixture import entropy_grid, entropy_quad_1d
+from tests.estimators.test_mixture import FLOOR, entropy_grid, entropy_quad_1d
 
 KEYS = {"I_XT", "I_TY", "h_T", "h_T_given_X", "h_T_given_Y"}
 
@@ -107,7 +107,7 @@ def test_tanh_neuron_against_quadrature(w, sigma):
         lambda v: [torch.tanh(w * v)], x, sigma=sigma, n_replicas=2, n_mc=50_000, generator=gen(3)
     )
     truth = entropy_quad_1d(np.tanh(w * x[:, 0].numpy()), sigma) - gaussian_entropy(1, sigma)
-    assert within(out[0]["I_XT"], truth, k=3.0, atol=0.0)
+    assert within(out[0]["I_XT"], truth, k=3.0, atol=FLOOR)
     assert abs(out[0]["I_XT"].value - truth) < 0.01
     assert math.isnan(out[0]["I_TY"].value) and math.isnan(out[0]["I_TY"].stderr)
 
@@ -163,7 +163,8 @@ def test_width_warning_flags_wide_layers_only():
 
 def test_flattens_trailing_dimensions():
     x = torch.randn(3, 2, 2, generator=gen(7), dtype=torch.float64)
-    out = sp_information(lambda v: [v], x, sigma=0.1, n_replicas=2, n_mc=500)
+    with pytest.warns(SampleComplexityWarning):  # d = 4 > 2 ln 6
+        out = sp_information(lambda v: [v], x, sigma=0.1, n_replicas=2, n_mc=500)
     assert out[0]["h_T_given_X"].value == pytest.approx(gaussian_entropy(4, 0.1))
 
 
