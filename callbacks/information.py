@@ -64,6 +64,7 @@ class InformationCallback(ScheduledCallback):
             sigma=net.beta,
             n_replicas=self.n_replicas,
             n_mc=self.n_mc,
+            n_mc_conditional=self.n_mc,
         )
         rows, metrics = [], {}
         for layer, quantities in result.items():

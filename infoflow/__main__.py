@@ -29,8 +29,11 @@ def user_error(exc: Exception) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from infoflow.errors import USER_ERRORS
+    from infoflow.sweep import is_multirun, run_sweep_job
     from infoflow.train import run
 
+    if is_multirun():  # a failing job is recorded in its status.json; the others go on
+        return run_sweep_job(cfg, run, USER_ERRORS)
     try:
         metrics = run(cfg)
     except USER_ERRORS as exc:

@@ -75,6 +75,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "must be two positive integers, e.g. [32,64]",
     ),
     "model.fc_width": (_is_int, "must be an integer >= 1"),
+    "model.kernel_size": (lambda v: _is_int(v) and v % 2 == 1, "must be an odd integer >= 1"),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "must be in [0, 1); 0 is off"),
 }
 

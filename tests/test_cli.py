@@ -7,7 +7,14 @@ import pytest
 
 from tests.conftest import run_cli
 
-FAST = ["trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
+FAST = [
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "estimator.n_inputs=128",
+    "estimator.n_replicas=4",
+    "estimator.n_mc=256",
+    "estimator.cluster_samples=200",
+]
 
 
 @pytest.fixture(scope="module")

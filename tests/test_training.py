@@ -6,7 +6,14 @@ import torch
 
 from infoflow.train import run
 
-QUIET = ["trainer.max_epochs=3", "trainer.enable_progress_bar=false", "~logger.wandb"]
+QUIET = [
+    "trainer.max_epochs=3",
+    "trainer.enable_progress_bar=false",
+    "~logger.wandb",
+    "callbacks.information=null",
+    "callbacks.clustering=null",
+    "callbacks.plots=null",
+]
 
 
 def _metrics(make_cfg, *overrides):

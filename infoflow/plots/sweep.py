@@ -1,0 +1,244 @@
+"""Figures of a sweep (``python -m infoflow.report SWEEP_DIR``): statistics across seeds.
+
+Each function takes the aggregates that :mod:`infoflow.report` computes (values in nats) and
+returns a :class:`matplotlib.figure.Figure`; :func:`infoflow.plots.save_figure` writes it.
+
+* :func:`sweep_information_figure`: I(X;T_ℓ) against epoch, mean ± std band and median, one panel
+  per group of runs (the swept values other than the seed).
+* :func:`sweep_plane_figure`: the mean trajectory in the information plane, ± std bars, per group.
+* :func:`dependence_figure`: peak and final I(X;T_ℓ) and the compression (peak − final) against a
+  swept number (e.g. β), mean ± std across seeds.
+* :func:`sweep_binned_figure`: binned entropy H(Bin T_ℓ) for each bin size beside SP's I(X;T_ℓ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from infoflow.plots._common import (
+    epoch_axis,
+    finite,
+    grid_shape,
+    info_label,
+    layer_color,
+    new_figure,
+    unit_factor,
+)
+
+
+class Curve(NamedTuple):
+    """Statistics across seeds of one (estimator, quantity, layer) against epoch; nats."""
+
+    epoch: np.ndarray
+    n: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    median: np.ndarray
+
+
+#: (estimator, quantity, layer) -> Curve, for one group of runs.
+Curves = Mapping[tuple[str, str, int], Curve]
+
+
+def _layers(curves: Curves, estimator: str, quantity: str) -> list[int]:
+    return sorted(k for e, q, k in curves if e == estimator and q == quantity)
+
+
+def _band(ax: Axes, x: np.ndarray, c: Curve, f: float, color, label: str | None) -> None:
+    """Mean line, ± std band where std is finite, and the median as a thin dashed line."""
+    ax.plot(x, c.mean * f, "-", color=color, lw=1.5, label=label)
+    ok = finite(c.std)
+    if ok.any():
+        lo, hi = (c.mean - c.std) * f, (c.mean + c.std) * f
+        ax.fill_between(x, lo, hi, where=ok, color=color, alpha=0.2, lw=0)
+    if (c.n > 2).any():  # with two seeds the median is the mean
+        ax.plot(x, c.median * f, "--", color=color, lw=0.8, alpha=0.8)
+
+
+def _panels(n: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, np.ndarray]:
+    rows, cols = grid_shape(n)
+    fig = new_figure(width * cols, height * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _title(label: str, curves: Curves, estimator: str, quantity: str) -> str:
+    ns = [int(c.n.max()) for (e, q, _), c in curves.items() if e == estimator and q == quantity]
+    return f"{label} (n = {max(ns, default=0)})"
+
+
+def _shared_legend(fig: Figure, axes: Sequence[Axes], ncol: int = 6) -> None:
+    legend: dict = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(lab, h)
+    if legend:
+        fig.legend(
+            list(legend.values()),
+            list(legend),
+            loc="outside lower center",
+            ncol=min(ncol, len(legend)),
+            fontsize=7,
+        )
+
+
+def sweep_information_figure(
+    groups: Mapping[str, Curves], estimator: str, *, quantity: str = "I_XT", units: str = "bits"
+) -> Figure:
+    """``quantity`` against epoch per layer: mean ± std across seeds, median dashed (n > 2).
+
+    Args:
+        groups: ``{panel title: curves}``, one panel per group of runs.
+        estimator: e.g. ``"sp"`` or ``"bin:tishby:30"``.
+    """
+    f = unit_factor(units)
+    fig, axes = _panels(len(groups))
+    symbol = {"I_XT": "I(X;T)", "I_TY": "I(T;Y)"}.get(quantity, quantity)
+    for ax, (label, curves) in zip(axes, groups.items(), strict=True):
+        for k in _layers(curves, estimator, quantity):
+            c = curves[(estimator, quantity, k)]
+            _band(ax, c.epoch, c, f, layer_color(k), f"T{k}")
+        ax.set_title(_title(label, curves, estimator, quantity), fontsize=9)
+        ax.set_ylabel(info_label(symbol, units))
+        ax.grid(alpha=0.3)
+        epoch_axis(ax)
+    _shared_legend(fig, axes)
+    fig.suptitle(f"{symbol} across seeds — {estimator} (mean ± std, median dashed)", fontsize=10)
+    return fig
+
+
+def sweep_plane_figure(
+    groups: Mapping[str, Curves], estimator: str, *, units: str = "bits"
+) -> Figure:
+    """Mean information-plane trajectory per layer, with ± std bars on both axes, per group."""
+    f = unit_factor(units)
+    fig, axes = _panels(len(groups), width=4.8, height=4.0)
+    for ax, (label, curves) in zip(axes, groups.items(), strict=True):
+        for k in _layers(curves, estimator, "I_XT"):
+            cx, cy = curves[(estimator, "I_XT", k)], curves.get((estimator, "I_TY", k))
+            if cy is None:
+                continue
+            _, ix, iy = np.intersect1d(cx.epoch, cy.epoch, return_indices=True)
+            color = layer_color(k)
+            x, y = cx.mean[ix] * f, cy.mean[iy] * f
+            ax.errorbar(
+                x, y, xerr=np.nan_to_num(cx.std[ix]) * f, yerr=np.nan_to_num(cy.std[iy]) * f,
+                fmt="-o", ms=2.5, lw=1.2, elinewidth=0.6, alpha=0.85, color=color, label=f"T{k}",
+            )  # fmt: skip
+            if len(x):
+                ax.annotate(f"T{k}", (x[-1], y[-1]), xytext=(3, 3), textcoords="offset points",
+                            color=color, fontsize=8)  # fmt: skip
+        ax.set_title(_title(label, curves, estimator, "I_XT"), fontsize=9)
+        ax.set_xlabel(info_label("I(X;T)", units))
+        ax.set_ylabel(info_label("I(T;Y)", units))
+        ax.grid(alpha=0.3)
+    _shared_legend(fig, axes)
+    fig.suptitle(f"Information plane across seeds — {estimator} (mean ± std)", fontsize=10)
+    return fig
+
+
+class Dependence(NamedTuple):
+    """Peak, final and compression of I(X;T_ℓ) across seeds at one value of the swept key; nats."""
+
+    x: float
+    layer: int
+    measure: str  # peak | final | compression
+    n: int
+    mean: float
+    std: float
+
+
+MEASURES = (
+    ("peak", "peak I(X;T)"),
+    ("final", "final I(X;T)"),
+    ("compression", "compression: peak − final"),
+)
+
+
+def dependence_figure(
+    points: Mapping[str, Sequence[Dependence]], key: str, estimator: str, *, units: str = "bits"
+) -> Figure:
+    """Peak, final and compression of I(X;T_ℓ) against ``key`` (error bars: std across seeds).
+
+    Args:
+        points: ``{line label suffix: points}``; one set of lines per value of the other swept
+            keys ("" when ``key`` is the only one besides the seed).
+        key: the swept key on the x axis, e.g. ``noise.beta``; log scale when its values are
+            positive and span more than a factor 10.
+    """
+    f = unit_factor(units)
+    fig = new_figure(13.5, 3.9)
+    axes = fig.subplots(1, 3, squeeze=False)[0]
+    styles = ["-", "--", ":", "-."]
+    xs = [p.x for pts in points.values() for p in pts]
+    for ax, (measure, title) in zip(axes, MEASURES, strict=True):
+        for i, (suffix, pts) in enumerate(points.items()):
+            for k in sorted({p.layer for p in pts}):
+                sel = sorted(p for p in pts if p.layer == k and p.measure == measure)
+                label = f"T{k}" + (f" {suffix}" if suffix else "")
+                ax.errorbar(
+                    [p.x for p in sel], [p.mean * f for p in sel],
+                    yerr=[np.nan_to_num(p.std) * f for p in sel], fmt="o", ls=styles[i % 4],
+                    ms=4, capsize=3, lw=1.2, color=layer_color(k), label=label,
+                )  # fmt: skip
+        if xs and min(xs) > 0 and max(xs) > 10 * min(xs):
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(info_label("I(X;T)", units))
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    _shared_legend(fig, axes, ncol=8)
+    fig.suptitle(f"Dependence on {key} — {estimator} (mean ± std across seeds)", fontsize=10)
+    return fig
+
+
+def _size(estimator: str) -> float:
+    try:
+        return float(estimator.rsplit(":", 1)[-1])
+    except ValueError:
+        return float("inf")
+
+
+def sweep_binned_figure(
+    groups: Mapping[str, Curves], *, reference: str = "sp", units: str = "bits"
+) -> Figure:
+    """H(Bin T_ℓ) for every bin size (mean across seeds) beside ``reference``'s I(X;T_ℓ)
+    (mean ± std): one row per group, one column per layer. Noisy binnings are dashed."""
+    f = unit_factor(units)
+    ests = sorted(
+        {e for curves in groups.values() for e, q, _ in curves if q == "H_T" and "bin" in e},
+        key=lambda e: (e.startswith("bin_noisy"), _size(e)),
+    )
+    if not ests:
+        raise ValueError("no binned H_T rows to draw")
+    layers = sorted({k for curves in groups.values() for e, q, k in curves if e in ests})
+    n_rows, n_cols = len(groups), len(layers)
+    fig = new_figure(3.4 * n_cols, 2.8 * n_rows + 0.8)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    cmap = colormaps["plasma"]
+    for row, (label, curves) in zip(axes, groups.items(), strict=True):
+        for ax, k in zip(row, layers, strict=True):
+            ref = curves.get((reference, "I_XT", k))
+            if ref is not None:
+                _band(ax, ref.epoch, ref, f, "black", f"I(X;T) {reference}")
+            for i, e in enumerate(ests):
+                c = curves.get((e, "H_T", k))
+                if c is not None:
+                    ls = "--" if e.startswith("bin_noisy") else "-"
+                    color = cmap(0.85 * i / max(1, len(ests) - 1))
+                    ax.plot(c.epoch, c.mean * f, ls, color=color, lw=1.1, label=f"H(Bin T) {e}")
+            ax.set_title(f"{label}: T{k}", fontsize=8)
+            ax.grid(alpha=0.3)
+            epoch_axis(ax)
+        row[0].set_ylabel(info_label("H, I", units))
+    _shared_legend(fig, axes.ravel(), ncol=max(2, n_cols))  # a wide legend would be cut off
+    fig.suptitle("Binned entropy per bin size beside SP (mean across seeds)", fontsize=10)
+    return fig
