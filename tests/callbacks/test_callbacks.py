@@ -44,7 +44,13 @@ def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
     torch.manual_seed(11)
     with torch.no_grad():
         direct = sp_information(
-            module.net.sample_pre_noise, x[idx], y[idx], sigma=0.1, n_replicas=4, n_mc=256
+            module.net.sample_pre_noise,
+            x[idx],
+            y[idx],
+            sigma=0.1,
+            n_replicas=4,
+            n_mc=256,
+            n_mc_conditional=256,
         )
     assert {r[1] for r in rows} == {1, 2}
     for epoch, layer, est, quantity, value, stderr in rows:
