@@ -461,7 +461,7 @@ class _MixtureIndex:
         self.blocks = None
         if tol > 0 and n > _MIN_PRUNED_CENTERS and d <= _MAX_PRUNED_DIM:
             # ~n/8192 centres per block (64 to 512): fine boxes, yet a cheap block-pair selection
-            leaf = min(512, max(_LEAF_CENTERS, 1 << round(math.log2(n / 8192))))
+            leaf = min(512, max(_LEAF_CENTERS, 1 << max(0, round(math.log2(n / 8192)))))
             self.blocks = _zorder_blocks(centers, leaf)
 
     def log_density(self, queries: Tensor) -> Tensor:

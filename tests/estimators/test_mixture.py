@@ -299,3 +299,12 @@ def test_cuda_matches_cpu():
     a = gaussian_mixture_entropy(centers.cuda(), 0.01, n_mc=3000, generator=gen(17))
     b = gaussian_mixture_entropy(centers, 0.01, n_mc=3000, generator=gen(17))
     assert a.value == pytest.approx(b.value, abs=1e-8)
+
+
+def test_pruned_path_between_4096_and_8192_centres():
+    """Regression: 5120 centres (N=512, R=10) made the block size a negative shift."""
+    c = torch.randn(5120, 3, dtype=torch.float64, generator=gen(9))
+    q = c[:300] + 0.05 * torch.randn(300, 3, dtype=torch.float64, generator=gen(10))
+    pruned = mixture_log_density(q, c, 0.05)
+    exact = torch.from_numpy(log_density_numpy(q.numpy(), c.numpy(), 0.05))
+    assert torch.allclose(pruned, exact, atol=1e-6)
