@@ -1,0 +1,236 @@
+"""MNIST + CNN: `model=mnist_cnn` alone brings MNIST and its settings; the presets; the data module
+on a tiny MNIST-shaped dataset written as IDX files; one-batch CLI runs. No network anywhere."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from infoflow.checks import ConfigError, check_config, register_resolvers
+from infoflow.data.datamodule import MnistDataModule, SZTDataModule
+from infoflow.data.mnist import IDX_FILES, MnistDataError
+from infoflow.train import build_network
+from tests.conftest import CONF_DIR, run_cli
+
+N_TRAIN, N_TEST = 120, 40
+# Sizes that fit the tiny dataset: 120 = 30 val + 90 train; train/* on 50 of the 90.
+TINY = ["dataset.val_size=30", "dataset.eval_size=20", "dataset.train_eval_size=50"]
+# The measuring and plotting callbacks have their own tests; the sweep test needs only training.
+NO_MEASURING = [f"callbacks.{name}=null" for name in ("clustering", "representations", "plots")]
+
+
+def write_tiny_mnist(directory: Path, seed: int = 0) -> None:
+    """Random MNIST-shaped IDX files (raw, uncompressed) under their official names."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x_train": rng.integers(0, 256, (N_TRAIN, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, N_TRAIN, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (N_TEST, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, N_TEST, dtype=np.uint8),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for key, stem in IDX_FILES.items():
+        a = arrays[key]
+        header = (0x0800 | a.ndim).to_bytes(4, "big") + b"".join(
+            d.to_bytes(4, "big") for d in a.shape
+        )
+        (directory / stem).write_bytes(header + a.tobytes())
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    write_tiny_mnist(tmp_path / "data")
+    return tmp_path / "data"
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def test_model_alone_selects_mnist_and_its_settings(make_cfg):
+    cfg = make_cfg("model=mnist_cnn", "noise.beta=0.01")
+    assert cfg.dataset._target_ == "infoflow.data.datamodule.MnistDataModule"
+    assert cfg.dataset.data_dir == cfg.paths.data_dir and cfg.dataset.seed == cfg.seed
+    assert cfg.trainer.max_epochs == 10 and cfg.optimizer.lr == 1e-3 and cfg.threads is None
+    assert OmegaConf.to_container(cfg.callbacks.progress_bar) == {
+        "_target_": "pytorch_lightning.callbacks.TQDMProgressBar",
+        "refresh_rate": 10,
+    }
+    assert cfg.noise.beta == 0.01
+    check_config(cfg)
+    net = build_network(cfg)
+    assert net.n_hidden == 3 and net.beta == 0.01 and net.head.out_features == 10
+
+
+def test_explicit_dataset_mnist_gives_the_same_config(make_cfg):
+    assert make_cfg("model=mnist_cnn", "dataset=mnist") == make_cfg("model=mnist_cnn")
+
+
+def test_szt_default_unchanged(make_cfg):
+    cfg = make_cfg()
+    assert cfg == make_cfg("model=szt", "dataset=szt")
+    assert cfg.dataset._target_ == "infoflow.data.datamodule.SZTDataModule"
+    assert cfg.model._target_ == "infoflow.models.mlp.noisy_mlp"
+    assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 4e-4 and cfg.threads == 1
+    assert cfg.callbacks.progress_bar._target_ == "callbacks.progress.EpochProgressBar"
+
+
+def test_command_line_still_wins_over_the_specialisation(make_cfg):
+    cfg = make_cfg("model=mnist_cnn", "trainer.max_epochs=2", "threads=1", "optimizer.lr=0.01")
+    assert (cfg.trainer.max_epochs, cfg.threads, cfg.optimizer.lr) == (2, 1, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "beta", "dropout"),
+    [("mnist_deterministic", 0.0, 0.0), ("mnist_noisy", 0.01, 0.0), ("mnist_dropout", 0.0, 0.2)],
+)
+def test_experiment_presets(make_cfg, experiment, beta, dropout):
+    cfg = make_cfg(f"experiment={experiment}")
+    assert cfg.model._target_ == "infoflow.models.cnn.noisy_cnn"
+    assert cfg.dataset._target_ == "infoflow.data.datamodule.MnistDataModule"
+    assert (cfg.noise.beta, cfg.model.dropout) == (beta, dropout)
+    assert cfg.threads is None and cfg.seed == 0
+    check_config(cfg)
+
+
+def test_compare_preset_sweeps_the_three_variants(tmp_path):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["experiment=mnist_compare", f"paths.output_dir={tmp_path}"],
+            return_hydra_config=True,
+        )
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    variants = cfg.hydra.sweeper.params["experiment@_global_"].split(",")
+    assert variants == ["mnist_deterministic", "mnist_noisy", "mnist_dropout"]
+    assert cfg.model._target_ == "infoflow.models.cnn.noisy_cnn"
+    assert cfg.callbacks.model_checkpoint.dirpath.endswith("/checkpoints")
+
+
+BAD = {
+    "model.dropout=1.0": "model.dropout=1.0",
+    "model.dropout=-0.1": "model.dropout=-0.1",
+    "model.channels=[32]": "model.channels=[32]",
+    "model.fc_width=0": "model.fc_width=0",
+    "model.kernel_size=4": "model.kernel_size=4",
+    "dataset.subset=0": "dataset.subset=0",
+    "dataset.val_size=0": "dataset.val_size=0",
+    "dataset.eval_size=0": "dataset.eval_size=0",
+    "dataset.train_eval_size=0": "dataset.train_eval_size=0",
+    "dataset.download=maybe": "dataset.download='maybe'",
+}
+
+
+@pytest.mark.parametrize("override", list(BAD))
+def test_bad_mnist_values_give_one_line(make_cfg, override):
+    with pytest.raises(ConfigError) as err:
+        check_config(make_cfg("model=mnist_cnn", override))
+    assert "\n" not in str(err.value) and BAD[override] in str(err.value)
+
+
+# --------------------------------------------------------------------------- data module
+
+
+def test_mnist_datamodule_loaders(make_cfg, data_dir):
+    dm = instantiate(make_cfg("model=mnist_cnn", *TINY, "dataset.batch_size=32").dataset)
+    assert isinstance(dm, MnistDataModule)
+    dm.setup("fit")
+    loaders = dm.val_dataloader()
+    assert [loader.name for loader in loaders] == ["train", "val", "test"]
+    assert [len(loader.x) for loader in loaders] == [50, 30, N_TEST]
+    assert dm.tensors["x_train"].shape == (90, 1, 28, 28)
+    # train/* is measured on the first 50 training images, a fixed subset of the shuffled set
+    assert loaders[0].x.data_ptr() == dm.tensors["x_train"].data_ptr()
+    assert len(dm.train_dataloader()) == 3 and dm.eval_set()[0].shape == (20, 1, 28, 28)
+    assert (data_dir / "mnist" / "mnist.npz").is_file()  # cached for the next run
+
+
+def test_train_eval_null_uses_the_whole_training_set(make_cfg, data_dir):
+    dm = instantiate(make_cfg("model=mnist_cnn", *TINY, "dataset.train_eval_size=null").dataset)
+    dm.setup("fit")
+    assert len(dm.val_dataloader()[0].x) == 90 and "x_train_eval" not in dm.tensors
+
+
+def test_szt_loaders_unchanged():
+    dm = SZTDataModule()
+    dm.setup("fit")
+    loaders = dm.val_dataloader()
+    assert [loader.name for loader in loaders] == ["train", "val"]
+    assert loaders[0].x is dm.tensors["x_train"] and len(loaders[0].x) == 3277
+    assert not {"x_test", "x_train_eval"} & set(dm.tensors)
+
+
+def test_sizes_that_do_not_fit_the_data_are_a_data_error(make_cfg, data_dir):
+    dm = instantiate(make_cfg("model=mnist_cnn", "dataset.val_size=500").dataset)
+    with pytest.raises(MnistDataError, match="val_size=500"):
+        dm.setup("fit")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_one_batch_cli_run(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "model=mnist_cnn",
+        "noise.beta=0.01",
+        *TINY,
+        "dataset.download=false",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.enable_progress_bar=false",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert {"train/acc", "val/acc", "test/acc", "test/loss"} <= set(rows[0])
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "config.yaml").is_file()
+
+
+def test_compare_multirun_trains_the_three_variants(tmp_path, data_dir):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "experiment=mnist_compare",
+        *TINY,
+        *NO_MEASURING,
+        "dataset.download=false",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.enable_progress_bar=false",
+        f"paths.data_dir={data_dir}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = sorted(sweep.glob("*/config.yaml"))
+    assert len(saved) == 3 and all((p.parent / "checkpoints/last.ckpt").is_file() for p in saved)
+    setups = [OmegaConf.load(p) for p in saved]  # job order: deterministic, noisy, dropout
+    assert [(c.noise.beta, c.model.dropout) for c in setups] == [
+        (0.0, 0.0),
+        (0.01, 0.0),
+        (0.0, 0.2),
+    ]
+
+
+def test_unwritable_data_dir_is_one_line_and_exit_1(tmp_path):
+    (tmp_path / "a_file").write_text("")  # a directory cannot be made under a file, even by root
+    proc = run_cli(
+        "model=mnist_cnn",
+        f"paths.data_dir={tmp_path / 'a_file' / 'data'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    # The data loads inside fit, after W&B has started (and may have printed its own warnings).
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("infoflow: error:")]
+    assert len(errors) == 1 and errors[0] == lines[-1], proc.stderr[-2000:]
+    assert "cannot write MNIST to" in errors[0] and "Traceback" not in proc.stderr
