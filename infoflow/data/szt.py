@@ -58,7 +58,9 @@ def szt_labels(x: np.ndarray) -> np.ndarray:
     dist = distance_matrix()
     n_active = xi.sum(axis=1)
     # Active pairs at each distance: x^T A_k x counts ordered pairs, so halve it.
-    pairs = {k: np.einsum("ni,ij,nj->n", xi, (dist == k).astype(np.int64), xi) // 2 for k in (1, 2, 3)}
+    pairs = {
+        k: np.einsum("ni,ij,nj->n", xi, (dist == k).astype(np.int64), xi) // 2 for k in (1, 2, 3)
+    }
     score = 23 * n_active + pairs[1] - 5 * pairs[2] - 8 * pairs[3]
     return (score >= 99).astype(np.int64)
 
