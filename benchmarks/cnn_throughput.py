@@ -56,7 +56,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=8192, help="synthetic images per timed pass")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--eval-batch-size", type=int, default=1000)
+    p.add_argument("--eval-batch-size", type=int, default=250)  # as MnistDataModule
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--kernel-size", type=int, nargs="+", default=[5])
     p.add_argument("--channels", type=int, nargs=2, default=[32, 64])
