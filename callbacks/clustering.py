@@ -34,7 +34,7 @@ class ClusteringCallback(ScheduledCallback):
         x, y = trainer.datamodule.eval_set()
         metrics = {}
         for k, out in enumerate(layer_outputs(module, x, noise=False), start=1):
-            gen = torch.Generator(device=out.pre_noise.device).manual_seed(self.seed)
+            gen = torch.Generator().manual_seed(self.seed)  # the same sample on CPU and GPU
             scores = clustering_scores(
                 out.pre_noise, y, max_samples=self.max_samples, generator=gen
             )

@@ -3,10 +3,12 @@
 All functions take a layer's representations ``activations`` (n, d) and class ``labels`` (n,)
 as torch tensors (CPU or CUDA; computed in float64 on their device) and return plain floats,
 except :func:`kmeans` and :func:`cosine_similarity_distributions`, which return tensors.
-Pairwise quantities are accumulated over (chunk × chunk) blocks: no n × n matrix is formed.
+Pairwise quantities are accumulated over (chunk × chunk) blocks: no n × n matrix is formed (but
+for the ≤ max_samples² similarities that :func:`cosine_similarity_distributions` returns anyway).
 Pairs are ordered pairs (i, j) with i ≠ j; the means equal those over unordered pairs.
-Random sub-sampling uses a CPU ``torch.Generator``; ``generator=None`` means a fresh one seeded
-with 0, so results are reproducible by default.
+Random sub-sampling draws from ``generator`` on that generator's device: a CPU generator gives the
+same sample whatever device the data are on. ``generator=None`` means a fresh CPU one seeded with
+0, so results are reproducible by default.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def _subsample(x: Tensor, y: Tensor, max_samples: int, generator) -> tuple[Tenso
     _check_count("max_samples", max_samples)
     if len(x) <= max_samples:
         return x, y
-    idx = torch.randperm(len(x), generator=_generator(generator))[:max_samples].to(x.device)
+    gen = _generator(generator)
+    idx = torch.randperm(len(x), generator=gen, device=gen.device)[:max_samples].to(x.device)
     return x[idx], torch.unique(y[idx], return_inverse=True)[1]
 
 
@@ -229,23 +232,24 @@ def cosine_similarity_distributions(
     """
     x, y = _check(activations, labels)
     x, y = _subsample(x, y, max_samples, generator)
-    x = F.normalize(x, dim=1)
+    x = F.normalize(x.double(), dim=1)
+    # The Gram matrix (m × m), not the pairs' rows (m²/2 × d): a conv layer has d in the thousands.
     i, j = torch.triu_indices(len(x), len(x), offset=1, device=x.device)
-    c = (x[i] * x[j]).sum(dim=1)
+    c = (x @ x.T)[i, j]
     same = y[i] == y[j]
     return c[same], c[~same]
 
 
 def _kmeans_pp(x: Tensor, k: int, gen: torch.Generator) -> Tensor:
     """k-means++ seeding: each new centre drawn with probability ∝ squared distance to the set."""
-    idx = [int(torch.randint(len(x), (1,), generator=gen))]
+    idx = [int(torch.randint(len(x), (1,), generator=gen, device=gen.device))]
     d2 = _sqdist(x, x[idx]).squeeze(1)
     for _ in range(1, k):
-        w = d2.cpu()
+        w = d2.to(gen.device)
         if w.sum() > 0:
             i = torch.multinomial(w, 1, generator=gen)
         else:  # all points coincide with a centre already
-            i = torch.randint(len(x), (1,), generator=gen)
+            i = torch.randint(len(x), (1,), generator=gen, device=gen.device)
         idx.append(int(i))
         d2 = torch.minimum(d2, _sqdist(x, x[idx[-1:]]).squeeze(1))
     return x[idx].clone()

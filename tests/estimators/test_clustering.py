@@ -191,3 +191,16 @@ def test_cuda_matches_cpu():
     cpu = clustering_scores(x, y)
     gpu = clustering_scores(x.cuda(), y.cuda())
     assert gpu == pytest.approx(cpu, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_generator_is_accepted_and_a_cpu_one_gives_the_cpu_sample():
+    x, y = _separated(spread=0.7)
+    cpu = clustering_scores(x, y, max_samples=20, generator=torch.Generator().manual_seed(3))
+    same = clustering_scores(
+        x.cuda(), y.cuda(), max_samples=20, generator=torch.Generator().manual_seed(3)
+    )
+    assert same == pytest.approx(cpu, rel=1e-6, abs=1e-9)
+    cuda_gen = torch.Generator(device="cuda").manual_seed(3)
+    scores = clustering_scores(x.cuda(), y.cuda(), max_samples=20, generator=cuda_gen)
+    assert set(scores) == set(cpu)
