@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from pathlib import Path
 
@@ -58,9 +59,8 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 
 def _finish_wandb(exit_code: int = 0) -> None:
-    import wandb
-
-    if wandb.run is not None:
+    wandb = sys.modules.get("wandb")  # not imported: no W&B logger, nothing to finish
+    if wandb is not None and wandb.run is not None:
         wandb.finish(exit_code=exit_code)  # 1: W&B shows the run as failed
 
 
