@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize, SymLogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, Locator
 
 UNITS = ("bits", "nats")
 DPI = 110
@@ -51,6 +52,19 @@ def layer_color(layer: int) -> tuple[float, float, float, float]:
     return colormaps[LAYER_CMAP]((layer - 1) % 10)
 
 
+class _EpochLocator(Locator):
+    """Ticks 0, 1, 2, 5, 10, 20, 50, ... on a short run; 0, 1, 10, 100, ... beyond 300 epochs."""
+
+    def __call__(self) -> list[float]:
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        top = max(vmax, 1.0)
+        subs = (1, 2, 5) if top <= 300 else (1,)
+        ticks = [0.0] + [s * 10.0**e for e in range(int(math.log10(top)) + 1) for s in subs]
+        return [t for t in ticks if vmin <= t <= vmax]
+
+
 def epoch_axis(ax: Axes, *, label: bool = True) -> None:
     """Put epochs on a symlog x axis: linear on [0, 1], logarithmic beyond.
 
@@ -59,6 +73,8 @@ def epoch_axis(ax: Axes, *, label: bool = True) -> None:
     """
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
     ax.set_xlim(left=0)
+    ax.xaxis.set_major_locator(_EpochLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     if label:
         ax.set_xlabel("epoch")
 
