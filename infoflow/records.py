@@ -11,7 +11,8 @@ standard errors are in nats; ``estimator`` is e.g. ``sp``, ``bin:tishby:30``, ``
 
 Rows are appended with one ``write`` per batch of rows and flushed to disk. A process killed in the
 middle of a write can leave at most a partial last line: readers skip it, and the next append cuts it
-off first, so no half-written row is ever read.
+off first, so no half-written row is ever read. Derived tables that are rewritten whole (a sweep's
+report, a comparison's summary) go through :func:`write_csv_atomic` instead.
 """
 
 from __future__ import annotations
@@ -94,3 +95,22 @@ def read_information(path: str | os.PathLike) -> list[dict]:
             }
         )
     return out
+
+
+def write_csv_atomic(
+    path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence]
+) -> Path:
+    """Write a CSV through a temporary file in the same folder and ``os.replace``; returns the path."""
+    path = Path(path)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_cell(v) for v in row] for row in rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(buf.getvalue())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

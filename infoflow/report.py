@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import logging
 import math
 import os
@@ -43,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from infoflow.records import INFORMATION_COLUMNS, _cell
+from infoflow.records import INFORMATION_COLUMNS, write_csv_atomic
 from infoflow.sweep import STATUS_FILE, job_dirs, read_status
 
 PROG = "infoflow.report"
@@ -384,22 +383,6 @@ def compression_table(
 
 
 # -------------------------------------------------------------------------------------- writing
-
-
-def write_csv_atomic(path: Path, columns: Sequence[str], rows: Iterable[Sequence]) -> Path:
-    """Write a CSV through a temporary file in the same folder and ``os.replace``."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([_cell(v) for v in row] for row in rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def id_columns(swept: Sequence[str]) -> list[str]:
