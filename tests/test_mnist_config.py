@@ -15,14 +15,13 @@ from omegaconf import OmegaConf
 from infoflow.checks import ConfigError, check_config, register_resolvers
 from infoflow.data.datamodule import MnistDataModule, SZTDataModule
 from infoflow.data.mnist import IDX_FILES, MnistDataError
+from infoflow.plot import main as plot_main
 from infoflow.train import build_network
 from tests.conftest import CONF_DIR, run_cli
 
 N_TRAIN, N_TEST = 120, 40
 # Sizes that fit the tiny dataset: 120 = 30 val + 90 train; train/* on 50 of the 90.
 TINY = ["dataset.val_size=30", "dataset.eval_size=20", "dataset.train_eval_size=50"]
-# The measuring and plotting callbacks have their own tests; the sweep test needs only training.
-NO_MEASURING = [f"callbacks.{name}=null" for name in ("clustering", "representations", "plots")]
 
 
 def write_tiny_mnist(directory: Path, seed: int = 0) -> None:
@@ -195,12 +194,15 @@ def test_one_batch_cli_run(tmp_path, data_dir):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "config.yaml").is_file()
 
 
-def test_compare_multirun_trains_the_three_variants(tmp_path, data_dir):
+def test_compare_multirun_trains_the_three_variants_and_plot_compares_them(
+    tmp_path, data_dir, capsys
+):
     sweep = tmp_path / "sweep"
     proc = run_cli(
         "experiment=mnist_compare",
         *TINY,
-        *NO_MEASURING,
+        "callbacks.representations=null",
+        "callbacks.plots=null",
         "dataset.download=false",
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=1",
@@ -218,6 +220,27 @@ def test_compare_multirun_trains_the_three_variants(tmp_path, data_dir):
         (0.01, 0.0),
         (0.0, 0.2),
     ]
+    # The comparison: the three trained nets on the same 20 evaluation images, layer by layer.
+    assert plot_main(["--compare", str(sweep), "--samples", "12"]) == 0
+    out = sweep / "compare"
+    assert capsys.readouterr().out.split() == [
+        str(out / name)
+        for name in ("cosine_summary.csv", "cosine_histograms.png", "cosine_over_training.png")
+    ]
+    rows = list(csv.DictReader((out / "cosine_summary.csv").open()))
+    labels = ["deterministic", "noisy β=0.01", "dropout p=0.2"]
+    assert [(r["label"], r["layer"], r["pairs"]) for r in rows] == [
+        (lab, str(k), pairs) for lab in labels for k in (1, 2, 3) for pairs in ("within", "between")
+    ]
+    # 12 images give 66 pairs, split alike for every net and layer: the same pairs everywhere.
+    counts = {(r["layer"], r["pairs"]): set() for r in rows}
+    for r in rows:
+        counts[r["layer"], r["pairs"]].add(int(r["n_pairs"]))
+    assert all(len(c) == 1 for c in counts.values())
+    assert all(
+        int(w["n_pairs"]) + int(b["n_pairs"]) == 66
+        for w, b in zip(rows[::2], rows[1::2], strict=True)
+    )
 
 
 def test_unwritable_data_dir_is_one_line_and_exit_1(tmp_path):

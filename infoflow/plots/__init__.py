@@ -13,6 +13,9 @@ Figures (file names):
 * ``scatter_layer<k>.png`` for layers with ≤ 3 units in ``snapshots/``
 * ``gradients.png``, ``clustering.png`` (from ``grad/...`` / ``cluster/...`` metrics columns)
 
+Several runs compared (:mod:`infoflow.compare`, :func:`compare_figures`): ``cosine_histograms.png``,
+``cosine_over_training.png``.
+
 Conventions: information in bits by default (``units="nats"``, or ``callbacks.plots.units`` in the run's
 config.yaml); epochs on a *symlog* axis (linear on [0, 1], logarithmic beyond) and epoch colours on
 the matching symlog scale, so that epoch 0 keeps its place; negative estimates drawn as they are.
@@ -30,6 +33,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from infoflow.plots._common import check_units, save_figure
+from infoflow.plots.compare import (
+    compare_figures,
+    cosine_histograms_figure,
+    similarity_over_training_figure,
+)
 from infoflow.plots.data import (
     PlotInputError,
     cache_dir,
@@ -66,6 +74,8 @@ __all__ = [
     "PlotInputError",
     "binned_vs_epoch_figure",
     "clustering_figure",
+    "compare_figures",
+    "cosine_histograms_figure",
     "draw_all",
     "gradients_figure",
     "histograms_figure",
@@ -75,6 +85,7 @@ __all__ = [
     "resolve_units",
     "save_figure",
     "scatter_figure",
+    "similarity_over_training_figure",
 ]
 
 log = logging.getLogger(__name__)
