@@ -54,6 +54,15 @@ def load_information(path: str | os.PathLike) -> list[dict]:
         raise PlotInputError(f"cannot read {path}: {exc}") from exc
 
 
+def bin_size(estimator: str) -> float:
+    """The size in a binned estimator's name (``bin:width:0.05`` → 0.05; ``bin:tishby:30`` → 30),
+    +inf where the name has none: a sort key that puts sizes in order."""
+    try:
+        return float(estimator.rsplit(":", 1)[-1])
+    except ValueError:
+        return float("inf")
+
+
 def estimators_with(rows: Sequence[Mapping], *quantities: str) -> list[str]:
     """Estimators (in order of first appearance) that have rows for every one of ``quantities``."""
     seen: dict[str, set[str]] = {}

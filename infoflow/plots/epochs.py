@@ -18,7 +18,7 @@ from infoflow.plots._common import (
     new_figure,
     unit_factor,
 )
-from infoflow.plots.data import Series, estimators_with, series
+from infoflow.plots.data import Series, bin_size, estimators_with, series
 
 LOSS_COLUMNS = (
     ("train/loss", "train (noise off)", "-"),
@@ -125,17 +125,10 @@ def information_vs_epoch_figure(
     return fig
 
 
-def _bin_size(estimator: str) -> float:
-    try:
-        return float(estimator.rsplit(":", 1)[-1])
-    except ValueError:
-        return float("inf")
-
-
 def binned_estimators(rows: Sequence[Mapping]) -> list[str]:
     """Binned estimators with H_T rows: noiseless first, each group sorted by bin size."""
     have = [e for e in estimators_with(rows, "H_T") if e.startswith("bin")]
-    return sorted(have, key=lambda e: (e.startswith("bin_noisy:"), e.split(":")[1:2], _bin_size(e)))
+    return sorted(have, key=lambda e: (e.startswith("bin_noisy:"), e.split(":")[1:2], bin_size(e)))
 
 
 def binned_vs_epoch_figure(

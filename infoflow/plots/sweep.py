@@ -30,6 +30,7 @@ from infoflow.plots._common import (
     new_figure,
     unit_factor,
 )
+from infoflow.plots.data import bin_size
 
 
 class Curve(NamedTuple):
@@ -200,13 +201,6 @@ def dependence_figure(
     return fig
 
 
-def _size(estimator: str) -> float:
-    try:
-        return float(estimator.rsplit(":", 1)[-1])
-    except ValueError:
-        return float("inf")
-
-
 def sweep_binned_figure(
     groups: Mapping[str, Curves], *, reference: str = "sp", units: str = "bits"
 ) -> Figure:
@@ -215,7 +209,7 @@ def sweep_binned_figure(
     f = unit_factor(units)
     ests = sorted(
         {e for curves in groups.values() for e, q, _ in curves if q == "H_T" and "bin" in e},
-        key=lambda e: (e.startswith("bin_noisy"), _size(e)),
+        key=lambda e: (e.startswith("bin_noisy"), bin_size(e)),
     )
     if not ests:
         raise ValueError("no binned H_T rows to draw")

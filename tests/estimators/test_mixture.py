@@ -19,21 +19,9 @@ from infoflow.estimators.mixture import (
     mean_mixture_entropy,
     mixture_log_density,
 )
+from tests.estimators.conftest import gen
 
 LN2, LN4 = math.log(2.0), math.log(4.0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the test machine is shared; one thread keeps torch from oversubscribing it
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # ------------------------------------------------------------------------ independent references

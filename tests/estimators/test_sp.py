@@ -11,21 +11,10 @@ import torch
 
 from infoflow.estimators.mixture import gaussian_entropy
 from infoflow.estimators.sp import SampleComplexityWarning, sp_information, sp_width_limit
+from tests.estimators.conftest import gen
 from tests.estimators.test_mixture import FLOOR, entropy_grid, entropy_quad_1d
 
 KEYS = {"I_XT", "I_TY", "h_T", "h_T_given_X", "h_T_given_Y"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def within(est, truth: float, k: float = 3.5, atol: float = 2e-3) -> bool:
