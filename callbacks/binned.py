@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -9,6 +11,8 @@ import torch
 
 from callbacks.schedule import Row, ScheduledCallback, layer_outputs
 from infoflow.estimators import binned_information, kde_information
+
+log = logging.getLogger(__name__)
 
 
 def _as_list(value: float | Sequence[float] | None) -> list | None:
@@ -47,6 +51,7 @@ class BinnedCallback(ScheduledCallback):
         self.value_range = tuple(value_range) if value_range is not None else None
         self.noisy = noisy
         self.kde_noise_var = kde_noise_var
+        self._saturated: set[tuple[str, int]] = set()
 
     def _binned(self, reps: torch.Tensor, y: torch.Tensor) -> dict:
         sizes = {"bin_size": self.bin_size} if self.bin_size else {"n_bins": self.n_bins}
@@ -72,5 +77,21 @@ class BinnedCallback(ScheduledCallback):
                     for key, value in kde.items():
                         quantity, bound = key.rsplit("_", 1)  # I_XT_upper -> I_XT, upper
                         rows.append((epoch, k, f"kde_{bound}", quantity, value, None))
+        self._say_saturated(rows, len(y))
         metrics = {f"info/{r[2]}/layer{r[1]}/{r[3]}": r[4] for r in rows}
         return rows, metrics
+
+    def _say_saturated(self, rows: list[Row], n: int) -> None:
+        """Log once per estimator and layer when H(T) = ln n: every input in its own bin."""
+        for _, layer, name, quantity, value, _ in rows:
+            if (
+                quantity == "H_T"
+                and value >= math.log(n) - 1e-9
+                and (name, layer) not in self._saturated
+            ):
+                self._saturated.add((name, layer))
+                log.info(
+                    "%s, layer %d: every one of the %d inputs has its own bin (H = ln %d): the "
+                    "estimate is saturated and tracks nothing; try larger bins",
+                    name, layer, n, n,
+                )  # fmt: skip

@@ -192,6 +192,18 @@ def test_one_batch_cli_run(tmp_path, data_dir):
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert {"train/acc", "val/acc", "test/acc", "test/loss"} <= set(rows[0])
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "config.yaml").is_file()
+    # The callbacks, unchanged on MNIST: SP on the fc layer only (the conv layers are wider than
+    # sp_max_width and skipped, with a reason), binned and KDE on every layer.
+    info = list(csv.DictReader((run_dir / "information.csv").open()))
+    layers = {
+        e: {r["layer"] for r in info if r["estimator"] == e} for e in {r["estimator"] for r in info}
+    }
+    assert layers.pop("sp") == {"3"}
+    assert set(layers) == {"bin:width:0.05", "bin_noisy:width:0.05", "kde_upper", "kde_lower"}
+    assert all(v == {"1", "2", "3"} for v in layers.values())
+    log = (run_dir / "infoflow.log").read_text()
+    assert "SP information skipped for T1 (d=6272), T2 (d=3136)" in log
+    assert "every one of the 20 inputs has its own bin" in log  # the saturation is said
 
 
 def test_compare_multirun_trains_the_three_variants_and_plot_compares_them(

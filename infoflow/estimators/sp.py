@@ -64,6 +64,7 @@ def sp_information(
     chunk_size: int | None = None,
     generator: torch.Generator | None = None,
     target_stderr: float = DEFAULT_TARGET_STDERR,
+    max_width: int | None = None,
 ) -> dict[int, dict[str, Estimate]]:
     r"""SP estimates of I(X;T_ℓ), I(T_ℓ;Y) and the entropies behind them, for every hidden layer.
 
@@ -96,6 +97,9 @@ def sp_information(
         chunk_size: inputs per ``sample_fn`` call (default max(1, 65536 // R)).
         generator: torch.Generator for the Monte Carlo queries (not used by ``sample_fn``).
         target_stderr: standard error the default query counts aim at, per entropy, nats.
+        max_width: layers wider than this are not estimated (absent from the result, and not
+            warned about): convolutional layers whose estimate would be meaningless and slow.
+            None: every layer.
 
     Returns:
         {layer index (0 = first hidden layer): {"I_XT", "I_TY", "h_T", "h_T_given_X",
@@ -118,10 +122,14 @@ def sp_information(
     _check_n_mc(n_mc)
     _check_n_mc(n_mc_conditional, "n_mc_conditional")
     _check_inputs(inputs, labels)
+    if max_width is not None and (int(max_width) != max_width or max_width < 1):
+        raise ValueError(f"max_width must be a positive integer or None, got {max_width}")
     samples = _propagate(sample_fn, inputs, int(n_replicas), chunk_size)
     out = {}
     for layer, s in enumerate(samples):
         n, r, d = s.shape
+        if max_width is not None and d > max_width:
+            continue
         if d > sp_width_limit(n * r):
             warnings.warn(
                 f"SP estimate of layer {layer} (width d={d}) from n={n * r} samples is not "

@@ -191,3 +191,15 @@ def test_runs_on_cuda():
         generator=gen(10),
     )
     assert all(math.isfinite(e.value) for layer in out.values() for e in layer.values())
+
+
+def test_layers_wider_than_max_width_are_not_estimated():
+    def sample_fn(x):
+        return [x[:, :1], x.repeat(1, 3)]  # widths 1 and 6
+
+    x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [3.0, 3.0]])
+    out = sp_information(sample_fn, x, sigma=0.1, n_replicas=2, n_mc=200, max_width=2)
+    assert list(out) == [0]
+    assert list(sp_information(sample_fn, x, sigma=0.1, n_replicas=2, n_mc=200)) == [0, 1]
+    with pytest.raises(ValueError, match="max_width"):
+        sp_information(sample_fn, x, sigma=0.1, n_replicas=2, max_width=0)
