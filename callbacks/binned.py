@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import Row, ScheduledCallback, layer_outputs
+from callbacks.schedule import Row, ScheduledCallback
 from infoflow.estimators import binned_information, kde_information
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ class BinnedCallback(ScheduledCallback):
         self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
     ) -> tuple[list[Row], dict[str, float]]:
         x, y = trainer.datamodule.eval_set()
-        kinds = {"bin": [o.pre_noise for o in layer_outputs(module, x, noise=False)]}
+        kinds = {"bin": [o.pre_noise for o in module.net.representations(x, noise=False)]}
         if self.noisy and module.net.beta > 0:
-            kinds["bin_noisy"] = [o.noisy for o in layer_outputs(module, x, noise=True)]
+            kinds["bin_noisy"] = [o.noisy for o in module.net.representations(x, noise=True)]
         rows: list[Row] = []
         for kind, layers in kinds.items():
             for k, reps in enumerate(layers, start=1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import ScheduledCallback, layer_outputs
+from callbacks.schedule import ScheduledCallback
 from infoflow.estimators import clustering_scores
 
 
@@ -33,7 +33,7 @@ class ClusteringCallback(ScheduledCallback):
     ) -> tuple[list, dict[str, float]]:
         x, y = trainer.datamodule.eval_set()
         metrics = {}
-        for k, out in enumerate(layer_outputs(module, x, noise=False), start=1):
+        for k, out in enumerate(module.net.representations(x, noise=False), start=1):
             gen = torch.Generator().manual_seed(self.seed)  # the same sample on CPU and GPU
             scores = clustering_scores(
                 out.pre_noise, y, max_samples=self.max_samples, generator=gen

@@ -10,7 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import ScheduledCallback, layer_outputs
+from callbacks.schedule import ScheduledCallback
 from infoflow.records import HISTOGRAM_COLUMNS, append_rows
 
 
@@ -58,7 +58,7 @@ class RepresentationsCallback(ScheduledCallback):
     ) -> tuple[list, dict[str, float]]:
         x, y = trainer.datamodule.eval_set()
         hist_rows, snapshot = [], {}
-        for k, out in enumerate(layer_outputs(module, x, noise=False), start=1):
+        for k, out in enumerate(module.net.representations(x, noise=False), start=1):
             hist_rows += self._histogram_rows(epoch, k, out.pre_noise)
             if out.pre_noise.shape[1] <= self.snapshot_max_units:
                 snapshot[f"layer_{k}"] = out.pre_noise.cpu().numpy()

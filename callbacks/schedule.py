@@ -67,17 +67,6 @@ def measuring(module: pl.LightningModule) -> Iterator[None]:
             module.train(was_training)
 
 
-def layer_outputs(module: pl.LightningModule, x: torch.Tensor, *, noise: bool, batch: int = 4096):
-    """Every hidden layer's (pre-noise, noisy) representation of ``x``, computed in batches."""
-    parts = [
-        module.net.hidden_outputs(x[i : i + batch], noise=noise)[0] for i in range(0, len(x), batch)
-    ]
-    return [
-        type(parts[0][k])(*(torch.cat([p[k][j] for p in parts]) for j in range(2)))
-        for k in range(len(parts[0]))
-    ]
-
-
 class ScheduledCallback(pl.Callback):
     """Runs :meth:`measure` at the scheduled epochs on rank 0, appends its rows to
     ``information.csv`` and logs its scalars to every logger.

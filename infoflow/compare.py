@@ -45,20 +45,15 @@ class LayerSimilarities:
     between: np.ndarray
 
 
-@torch.no_grad()
-def representations(net: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> list[torch.Tensor]:
-    """Every hidden layer's noiseless S_ℓ of ``x``, flattened to (n, d_ℓ)."""
-    parts = [net.hidden_outputs(x[i : i + batch], noise=False)[0] for i in range(0, len(x), batch)]
-    return [torch.cat([p[k].pre_noise for p in parts]) for k in range(len(parts[0]))]
-
-
 def layer_similarities(
     run: FinishedRun, x: torch.Tensor, y: torch.Tensor, *, max_samples: int, seed: int
 ) -> list[LayerSimilarities]:
     """Within- and between-class cosine similarities of each hidden layer of ``run``'s network;
     the sample of inputs depends only on ``seed`` and ``len(x)``, so it is the same for every run."""
     out = []
-    for h in representations(run.net, x):
+    with torch.no_grad():
+        layers = [o.pre_noise for o in run.net.representations(x, noise=False)]
+    for h in layers:
         gen = torch.Generator().manual_seed(seed)
         w, b = cosine_similarity_distributions(h, y, max_samples=max_samples, generator=gen)
         out.append(LayerSimilarities(w.numpy(), b.numpy()))

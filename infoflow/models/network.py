@@ -63,6 +63,20 @@ class NoisyNetwork(nn.Module):
             outputs.append(HiddenOutput(s.flatten(1), t.flatten(1)))
         return outputs, self.head(t)
 
+    def representations(
+        self, x: torch.Tensor, *, noise: bool, batch_size: int = 4096
+    ) -> list[HiddenOutput]:
+        """Every hidden layer's (S_ℓ, T_ℓ) of a whole set ``x``, computed ``batch_size`` inputs at a
+        time (bounded memory for large sets) and concatenated."""
+        parts = [
+            self.hidden_outputs(x[i : i + batch_size], noise=noise)[0]
+            for i in range(0, len(x), batch_size)
+        ]
+        return [
+            HiddenOutput(*(torch.cat([p[k][j] for p in parts]) for j in range(2)))
+            for k in range(len(parts[0]))
+        ]
+
     def sample_pre_noise(self, x: torch.Tensor) -> list[torch.Tensor]:
         """S_ℓ of every hidden layer, with fresh noise in all earlier layers: the SP estimator's
         ``sample_fn``. Replicate ``x`` (``x.repeat_interleave(R, 0)``) to propagate R copies at once."""

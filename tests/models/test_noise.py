@@ -99,3 +99,15 @@ def test_orthonormality_update_drives_w_wt_to_identity():
         net.orthonormalize_(0.1)
     assert gap() < 1e-3 < before
     assert not torch.allclose(net.head.weight @ net.head.weight.T, torch.eye(2), atol=1e-2)
+
+
+def test_representations_in_batches_equal_one_pass(net):
+    x = torch.randn(10, 12)
+    whole, _ = net.hidden_outputs(x, noise=False)
+    batched = net.representations(x, noise=False, batch_size=3)  # 3 + 3 + 3 + 1
+    assert len(batched) == len(whole)
+    for a, b in zip(batched, whole, strict=True):
+        torch.testing.assert_close(a.pre_noise, b.pre_noise)
+        torch.testing.assert_close(a.noisy, b.noisy)
+    noisy = net.representations(x, noise=True, batch_size=3)
+    assert not torch.equal(noisy[0].noisy, noisy[0].pre_noise)  # noise on: T differs from S
