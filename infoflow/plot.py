@@ -91,9 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
-    quiet = (
-        logging.INFO if args.compare else logging.WARNING
-    )  # a comparison says where data came from
+    # A comparison says which runs it loaded and where their data came from.
+    quiet = logging.INFO if args.compare else logging.WARNING
     logging.getLogger("infoflow").setLevel(logging.DEBUG if args.verbose else quiet)
     missing = [d for d in args.run_dirs if not Path(d).is_dir()]
     if missing:  # before importing matplotlib or torch: a quick answer
