@@ -8,7 +8,6 @@ that epoch's validation), and the last is ``trainer.max_epochs``.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from infoflow.records import INFORMATION_COLUMNS, append_rows
+from infoflow.threads import using_threads
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,17 @@ def scheduled_epochs(
 def measuring(module: pl.LightningModule) -> Iterator[None]:
     """No gradients, eval mode, and the global RNG left as it was: measuring never changes training.
 
-    Estimation uses every core the process may run on, even when training is kept to one thread
-    (the tiny SZT steps are fastest single-threaded; the estimators' matrix products are not).
+    Estimation uses the CPUs the process may really use (:func:`infoflow.threads.compute_threads`:
+    affinity, cgroup quota, the launcher's share, other load), even when training is kept to one
+    thread (the tiny SZT steps are fastest single-threaded; the estimators' products are not).
     """
-    was_training, threads = module.training, torch.get_num_threads()
+    was_training = module.training
     devices = [module.device] if module.device.type == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+    with torch.no_grad(), torch.random.fork_rng(devices=devices), using_threads():
         module.eval()
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
         try:
             yield
         finally:
-            torch.set_num_threads(threads)
             module.train(was_training)
 
 
