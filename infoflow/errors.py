@@ -1,6 +1,81 @@
-"""Exceptions that mean bad input (reported as one line, exit 1) rather than a bug."""
+"""Bad input as one line: the error type for config values, and the one formatter every CLI uses.
 
-from infoflow.checks import ConfigError
+A user who typed a wrong value gets ``<prog>: error: <what>`` on stderr and exit status 1, never a
+traceback (``HYDRA_FULL_ERROR=1`` asks for the traceback instead). Everything here is plain Python:
+any module may import it without pulling in torch or Hydra.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NoReturn
+
 from infoflow.data.mnist import MnistDataError
 
+PROG = "infoflow"
+
+
+class ConfigError(ValueError):
+    """A bad config value; its message is one line naming the key, the value and what is allowed.
+
+    >>> str(ConfigError("noise.beta", -1, "must be a number >= 0"))
+    'invalid config: noise.beta=-1 (must be a number >= 0)'
+    """
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(f"invalid config: {key}={show_value(value)} ({allowed})")
+        self.key, self.value = key, value
+
+
+# Exceptions that mean bad input (reported as one line, exit 1) rather than a bug.
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, MnistDataError)
+
+
+def show_value(value: Any) -> str:
+    """A config value as the user would type it back: strings quoted, containers as plain lists."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def one_line(problem: object, limit: int = 500) -> str:
+    """An exception (or any message) on one line, cut to ``limit`` characters; an exception
+    without a message is named by its type.
+
+    >>> one_line(ValueError("two\\n  lines"))
+    'two lines'
+    >>> one_line(KeyError())
+    'KeyError'
+    """
+    text = " ".join(str(problem).split())
+    if not text and isinstance(problem, BaseException):
+        text = type(problem).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_line(problem: object, prog: str = PROG) -> str:
+    """``<prog>: error: <problem on one line>``, the format of every bad-input message.
+
+    >>> error_line(ConfigError("seed", "x", "must be an integer"))
+    "infoflow: error: invalid config: seed='x' (must be an integer)"
+    """
+    return f"{prog}: error: {one_line(problem)}"
+
+
+def fail(problem: object, prog: str = PROG) -> int:
+    """Print the one line to stderr; returns the exit status 1 (for ``main() -> int`` CLIs)."""
+    print(error_line(problem, prog), file=sys.stderr, flush=True)
+    return 1
+
+
+def exit_for_user(exc: BaseException) -> NoReturn:
+    """One line and exit status 1 for bad input; ``HYDRA_FULL_ERROR=1`` re-raises it instead."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise exc
+    sys.exit(fail(exc))

@@ -13,9 +13,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from infoflow.checks import check_config, claim_run_dir
+from infoflow.checks import check_config
 from infoflow.models.module import ClassifierModule
 from infoflow.models.network import NoisyNetwork
+from infoflow.rundir import claim_run_dir
+from infoflow.signals import RunInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         # The final model, whatever the checkpoint callback's period.
         trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+    except RunInterrupted as exc:
+        _finish_wandb(exit_code=exc.exit_code)
+        raise
     except BaseException:
         _finish_wandb(exit_code=1)
         raise

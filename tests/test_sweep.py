@@ -17,17 +17,17 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from infoflow.checks import ConfigError, register_resolvers
+from infoflow.errors import ConfigError
 from infoflow.report import main as report_main
-from infoflow.sweep import (
+from infoflow.rundir import (
     STATUS_FILE,
-    JobRecord,
-    SweepSummary,
-    check_ddp_in_multirun,
+    RunRecord,
     job_dirname,
     read_status,
+    register_resolvers,
     write_json_atomic,
 )
+from infoflow.sweep import SweepSummary, check_ddp_in_multirun
 from tests.conftest import CONF_DIR, ROOT, run_cli
 
 TINY = ["--config-dir", str(ROOT / "tests" / "conf"), "experiment=sweep_tiny"]
@@ -197,10 +197,10 @@ def test_summary_is_quiet_when_all_jobs_completed(tmp_path, capsys):
 
 def test_a_job_never_writes_into_another_runs_directory(tmp_path):
     (tmp_path / ".infoflow_run").write_text("pid 1\n")
-    record = JobRecord(tmp_path, 0, ["seed=0"])
+    record = RunRecord(tmp_path, ["seed=0"], job=0)
     record.write("failed", error="x")
     assert not (tmp_path / STATUS_FILE).exists()
-    fresh = JobRecord(tmp_path / "new", 1, ["seed=1"])
+    fresh = RunRecord(tmp_path / "new", ["seed=1"], job=1)
     fresh.write("completed")
     assert read_status(tmp_path / "new" / STATUS_FILE)["status"] == "completed"
 

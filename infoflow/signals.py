@@ -1,0 +1,62 @@
+"""Stopping a run cleanly on SIGTERM (a scheduler's pre-emption, ``kill``) and SIGINT (Ctrl-C).
+
+Lightning alone only notices SIGTERM between training steps, so a long estimate in a callback
+delays the stop until it returns (minutes at the papers' settings), and it turns Ctrl-C into exit
+status 1. Here the first signal raises :class:`RunInterrupted` in the main thread at the next
+Python bytecode: the estimators are Python loops over chunks of torch operations, so a run stops
+within one chunk. The exception is a ``BaseException`` but not a ``KeyboardInterrupt``, so neither
+``except Exception`` in a callback nor Lightning's Ctrl-C handling swallows it; Lightning still
+calls its ``on_exception`` hooks and finalises its loggers on the way out. Later signals are
+ignored while the run cleans up (records, W&B, ``status.json``); SIGKILL still ends it at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class RunInterrupted(BaseException):
+    """A stop signal arrived; ``exit_code`` is the shell's convention, 128 + the signal number.
+
+    >>> RunInterrupted(signal.SIGTERM).exit_code, str(RunInterrupted(signal.SIGINT))
+    (143, 'interrupted by SIGINT')
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Inside, SIGTERM and SIGINT raise :class:`RunInterrupted` once; outside, the handlers that
+    were there before. Does nothing outside the main thread (Python delivers signals only there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if received:  # already stopping: let the clean-up finish
+            return
+        received.append(signum)
+        raise RunInterrupted(signum)
+
+    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
