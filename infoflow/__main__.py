@@ -1,7 +1,12 @@
-"""`python -m infoflow`: the Hydra app over conf/config.yaml."""
+"""`python -m infoflow`: the Hydra app over conf/config.yaml.
+
+Exit status: 0 done, 1 bad input (one line on stderr) or a failed job of a multirun, 130 / 143
+stopped by SIGINT / SIGTERM. Every run records how it ended in ``status.json`` in its directory.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -12,33 +17,56 @@ os.environ.setdefault("WANDB_MODE", "offline")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from infoflow.checks import register_resolvers  # noqa: E402
+from infoflow.rundir import register_resolvers  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 register_resolvers()
+log = logging.getLogger("infoflow")
 
 
-def user_error(exc: Exception) -> None:
-    """One line and exit code 1 for bad input; HYDRA_FULL_ERROR=1 shows the traceback instead."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise exc
-    print(f"infoflow: error: {exc}", file=sys.stderr)
-    sys.exit(1)
+def run_single(cfg: DictConfig) -> float | None:
+    """Train one run, recording ``running`` then ``completed`` / ``failed`` / ``interrupted``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from infoflow.errors import USER_ERRORS, exit_for_user, one_line
+    from infoflow.rundir import RunRecord
+    from infoflow.signals import RunInterrupted
+    from infoflow.train import run
+
+    hc = HydraConfig.get()
+    record = RunRecord(hc.runtime.output_dir, list(hc.overrides.task))
+    record.write("running")
+    try:
+        metrics = run(cfg)
+    except USER_ERRORS as exc:
+        record.write("failed", error=one_line(exc))
+        exit_for_user(exc)
+    except RunInterrupted as exc:
+        ckpt = Path(hc.runtime.output_dir) / "checkpoints" / "last.ckpt"
+        resume = str(ckpt) if ckpt.is_file() else None
+        record.write("interrupted", error=str(exc), checkpoint=resume)
+        log.warning("%s; resume: %s", exc, f"ckpt_path={resume}" if resume else "no checkpoint yet")
+        sys.exit(exc.exit_code)
+    except BaseException as exc:
+        record.write("failed", error=f"{type(exc).__name__}: {one_line(exc)}")
+        raise
+    record.write("completed", val_loss=metrics.get("val/loss"))
+    return metrics.get("val/loss")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from infoflow.errors import USER_ERRORS
+    from infoflow.signals import RunInterrupted, stop_on_signals
     from infoflow.sweep import is_multirun, run_sweep_job
     from infoflow.train import run
 
-    if is_multirun():  # a failing job is recorded in its status.json; the others go on
-        return run_sweep_job(cfg, run, USER_ERRORS)
-    try:
-        metrics = run(cfg)
-    except USER_ERRORS as exc:
-        user_error(exc)
-    return metrics.get("val/loss")
+    with stop_on_signals():
+        if not is_multirun():
+            return run_single(cfg)
+        try:  # a failing job is recorded in its status.json; the others go on
+            return run_sweep_job(cfg, run)
+        except RunInterrupted as exc:  # a stop signal ends the whole sweep
+            sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,28 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: i
         text=True,
         timeout=timeout,
     )
+
+
+def wandb_records(path: Path) -> Iterator:
+    """The records (protobuf ``Record`` s: run, history, exit, ...) of an offline ``.wandb`` file.
+
+    The file is W&B's LevelDB-style log: a 7-byte header, then 32 KiB blocks of records, each
+    with a 7-byte header (CRC, length, type: 1 full, 2 first, 3 middle, 4 last) around a
+    protobuf ``Record``. Reading it is the only offline way to see a run's group or its exit.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, buf = path.read_bytes(), 7, b""
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        if left < 7:  # block trailer
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        buf += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(buf)
+            buf = b""
+            yield record

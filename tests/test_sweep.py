@@ -8,7 +8,6 @@ compose configs or call the bookkeeping directly.
 from __future__ import annotations
 
 import csv
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from infoflow.rundir import (
     write_json_atomic,
 )
 from infoflow.sweep import SweepSummary, check_ddp_in_multirun
-from tests.conftest import CONF_DIR, ROOT, run_cli
+from tests.conftest import CONF_DIR, ROOT, run_cli, wandb_records
 
 TINY = ["--config-dir", str(ROOT / "tests" / "conf"), "experiment=sweep_tiny"]
 
@@ -54,29 +53,10 @@ def jobs(sweep: Path) -> list[Path]:
 
 
 def wandb_run_record(path: Path):
-    """The run record (name, group, job type...) of an offline ``.wandb`` file.
-
-    The file is W&B's LevelDB-style log: a 7-byte header, then 32 KiB blocks of records, each
-    with a 7-byte header (CRC, length, type: 1 full, 2 first, 3 middle, 4 last) around a
-    protobuf ``Record``. Reading it is the only offline way to see a run's group.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data, pos, buf = path.read_bytes(), 7, b""
-    while pos + 7 <= len(data):
-        left = 32768 - pos % 32768
-        if left < 7:  # block trailer
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        buf += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):
-            record = pb.Record()
-            record.ParseFromString(buf)
-            buf = b""
-            if record.WhichOneof("record_type") == "run":
-                return record.run
+    """The run record (name, group, job type...) of an offline ``.wandb`` file."""
+    for record in wandb_records(path):
+        if record.WhichOneof("record_type") == "run":
+            return record.run
     raise AssertionError(f"no run record in {path}")
 
 

@@ -1,0 +1,27 @@
+"""A stand-in for a long estimate: a callback that computes in a Python loop of torch chunks, as the
+estimators do, for a long time at one epoch. Used by tests/test_signals.py in a subprocess."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+
+class LongEstimate(pl.Callback):
+    """At the end of epoch ``at_epoch`` (counted from 1), write ``started`` and loop for ``seconds``."""
+
+    def __init__(self, started: str, seconds: float = 300.0, at_epoch: int = 1) -> None:
+        super().__init__()
+        self.started, self.seconds, self.at_epoch = Path(started), seconds, at_epoch
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.current_epoch + 1 != self.at_epoch:
+            return
+        self.started.write_text(f"{time.time()}\n")
+        end = time.monotonic() + self.seconds
+        x = torch.randn(128, 128)
+        while time.monotonic() < end:  # chunks of torch work, Python in between
+            x = torch.tanh(x @ x.T / 128)
