@@ -6,11 +6,11 @@ import logging
 import math
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import Row, ScheduledCallback
+from callbacks.schedule import ScheduledCallback, Value
 from infoflow.estimators import binned_information, kde_information
+from infoflow.models.module import Measurement
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,18 @@ class BinnedCallback(ScheduledCallback):
     def __init__(
         self,
         output_dir: str,
-        scheme: str = "width",
-        bin_size: float | Sequence[float] | None = None,
-        n_bins: int | Sequence[int] | None = None,
-        value_range: Sequence[float] | None = None,
-        noisy: bool = True,
-        kde_noise_var: float | None = None,
-        every_n_epochs: int | None = None,
-        n_points: int | None = 30,
+        *,
+        scheme: str,
+        bin_size: float | Sequence[float] | None,
+        n_bins: int | Sequence[int] | None,
+        value_range: Sequence[float] | None,
+        noisy: bool,
+        kde_noise_var: float | None,
+        seed: int,
+        every_n_epochs: int | None,
+        n_points: int | None,
     ) -> None:
-        super().__init__(output_dir, every_n_epochs, n_points)
+        super().__init__(output_dir, seed=seed, every_n_epochs=every_n_epochs, n_points=n_points)
         if (bin_size is None) == (n_bins is None):
             raise ValueError("give exactly one of bin_size and n_bins")
         self.scheme = scheme
@@ -59,31 +61,33 @@ class BinnedCallback(ScheduledCallback):
             reps, y, scheme=self.scheme, value_range=self.value_range, **sizes
         )
 
-    def measure(
-        self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
-    ) -> tuple[list[Row], dict[str, float]]:
-        x, y = trainer.datamodule.eval_set()
-        kinds = {"bin": [o.pre_noise for o in module.net.representations(x, noise=False)]}
-        if self.noisy and module.net.beta > 0:
-            kinds["bin_noisy"] = [o.noisy for o in module.net.representations(x, noise=True)]
-        rows: list[Row] = []
+    def _kde(self, k: int, reps: torch.Tensor, y: torch.Tensor) -> list[Value]:
+        kde = kde_information(reps, y, noise_var=self.kde_noise_var)
+        out = []
+        for key, value in kde.items():
+            quantity, bound = key.rsplit("_", 1)  # I_XT_upper -> I_XT, upper
+            out.append((k, f"kde_{bound}", quantity, value, None))
+        return out
+
+    def measure(self, m: Measurement) -> list[Value]:
+        y = m.labels
+        kinds = {"bin": m.noiseless}
+        if self.noisy and m.beta > 0:
+            kinds["bin_noisy"] = m.noisy
+        values: list[Value] = []
         for kind, layers in kinds.items():
             for k, reps in enumerate(layers, start=1):
                 for size, quantities in self._binned(reps, y).items():
                     name = f"{kind}:{self.scheme}:{size:g}"
-                    rows += [(epoch, k, name, q, v, None) for q, v in quantities.items()]
+                    values += [(k, name, q, v, None) for q, v in quantities.items()]
                 if kind == "bin" and self.kde_noise_var:
-                    kde = kde_information(reps, y, noise_var=self.kde_noise_var)
-                    for key, value in kde.items():
-                        quantity, bound = key.rsplit("_", 1)  # I_XT_upper -> I_XT, upper
-                        rows.append((epoch, k, f"kde_{bound}", quantity, value, None))
-        self._say_saturated(rows, len(y))
-        metrics = {f"info/{r[2]}/layer{r[1]}/{r[3]}": r[4] for r in rows}
-        return rows, metrics
+                    values += self._kde(k, reps, y)
+        self._say_saturated(values, len(y))
+        return values
 
-    def _say_saturated(self, rows: list[Row], n: int) -> None:
+    def _say_saturated(self, values: list[Value], n: int) -> None:
         """Log once per estimator and layer when H(T) = ln n: every input in its own bin."""
-        for _, layer, name, quantity, value, _ in rows:
+        for layer, name, quantity, value, _ in values:
             if (
                 quantity == "H_T"
                 and value >= math.log(n) - 1e-9

@@ -2,41 +2,39 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import ScheduledCallback
+from callbacks.schedule import ScheduledCallback, Value
 from infoflow.estimators import clustering_scores
+from infoflow.models.module import Measurement
 
 
 class ClusteringCallback(ScheduledCallback):
     """Per layer: within/between-class distance ratio, silhouette, cosine-similarity statistics,
-    and torchmetrics' scores of a k-means partition against the labels — logged as
-    ``cluster/layer<k>/<score>`` (noiseless representations of the evaluation set)."""
+    and torchmetrics' scores of a k-means partition against the labels, on the noiseless
+    representations of the evaluation set — rows of estimator ``clustering``, one quantity per
+    score (logged as ``cluster/layer<k>/<score>``)."""
 
     name = "clustering"
 
     def __init__(
         self,
         output_dir: str,
-        max_samples: int = 2000,
-        seed: int = 0,
-        every_n_epochs: int | None = None,
-        n_points: int | None = 30,
+        *,
+        max_samples: int,
+        seed: int,
+        every_n_epochs: int | None,
+        n_points: int | None,
     ) -> None:
-        super().__init__(output_dir, every_n_epochs, n_points)
+        super().__init__(output_dir, seed=seed, every_n_epochs=every_n_epochs, n_points=n_points)
+        if max_samples < 2:
+            raise ValueError(f"max_samples must be >= 2, got {max_samples}")
         self.max_samples = max_samples
-        self.seed = seed
 
-    def measure(
-        self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
-    ) -> tuple[list, dict[str, float]]:
-        x, y = trainer.datamodule.eval_set()
-        metrics = {}
-        for k, out in enumerate(module.net.representations(x, noise=False), start=1):
+    def measure(self, m: Measurement) -> list[Value]:
+        values: list[Value] = []
+        for k, reps in enumerate(m.noiseless, start=1):
             gen = torch.Generator().manual_seed(self.seed)  # the same sample on CPU and GPU
-            scores = clustering_scores(
-                out.pre_noise, y, max_samples=self.max_samples, generator=gen
-            )
-            metrics.update({f"cluster/layer{k}/{name}": v for name, v in scores.items()})
-        return [], metrics
+            scores = clustering_scores(reps, m.labels, max_samples=self.max_samples, generator=gen)
+            values += [(k, "clustering", name, v, None) for name, v in scores.items()]
+        return values

@@ -8,7 +8,8 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import ScheduledCallback
+from callbacks.schedule import ScheduledCallback, Value
+from infoflow.models.module import Measurement
 
 
 class GradientPhasesCallback(ScheduledCallback):
@@ -17,7 +18,7 @@ class GradientPhasesCallback(ScheduledCallback):
         mean_norm = ‖(1/S) Σ_s g_s‖,  std_norm = ‖sqrt((1/S) Σ_s g_s² − mean²)‖ (per coordinate),
         snr = mean_norm / std_norm,
 
-    logged as ``grad/layer<k>/{mean_norm,std_norm,snr}``. A high SNR is the "drift" phase, a low one
+    rows of estimator ``gradients`` (logged as ``grad/layer<k>/{mean_norm,std_norm,snr}``). A high SNR is the "drift" phase, a low one
     the "diffusion" phase. Only running sums of g and g² per coordinate are kept: no extra backward
     passes, no W×W matrices.
     """
@@ -25,21 +26,16 @@ class GradientPhasesCallback(ScheduledCallback):
     name = "gradients"
 
     def __init__(
-        self, output_dir: str, every_n_epochs: int | None = None, n_points: int | None = 30
+        self, output_dir: str, *, seed: int, every_n_epochs: int | None, n_points: int | None
     ) -> None:
-        super().__init__(output_dir, every_n_epochs, n_points)
+        super().__init__(output_dir, seed=seed, every_n_epochs=every_n_epochs, n_points=n_points)
         self._sums: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._steps = 0
-
-    @staticmethod
-    def _weights(module: pl.LightningModule) -> list[torch.Tensor]:
-        net = module.net
-        return [layer.weight for layer in net.linear_layers()] + [net.head.weight]
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         # Accumulate only in the epochs that will be reported (epoch 0 has no gradients).
         tracked = trainer.current_epoch + 1 in self._epochs
-        weights = self._weights(module)
+        weights = module.weights()
         self._sums = (
             [(torch.zeros_like(w), torch.zeros_like(w)) for w in weights] if tracked else None
         )
@@ -49,24 +45,25 @@ class GradientPhasesCallback(ScheduledCallback):
         if self._sums is None:
             return
         with torch.no_grad():
-            for (s1, s2), w in zip(self._sums, self._weights(module), strict=True):
+            for (s1, s2), w in zip(self._sums, module.weights(), strict=True):
                 if w.grad is not None:
                     s1.add_(w.grad)
                     s2.addcmul_(w.grad, w.grad)
         self._steps += 1
 
-    def measure(
-        self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
-    ) -> tuple[list, dict[str, float]]:
+    def measure(self, m: Measurement) -> list[Value]:
+        """From the running sums of the epoch just trained (none at epoch 0)."""
         if not self._sums or self._steps == 0:
-            return [], {}
-        metrics = {}
+            return []
+        values: list[Value] = []
         for k, (s1, s2) in enumerate(self._sums, start=1):
             mean = s1 / self._steps
             var = (s2 / self._steps - mean**2).clamp_min(0)
             mean_norm, std_norm = float(mean.norm()), float(var.sqrt().norm())
-            metrics[f"grad/layer{k}/mean_norm"] = mean_norm
-            metrics[f"grad/layer{k}/std_norm"] = std_norm
-            metrics[f"grad/layer{k}/snr"] = mean_norm / std_norm if std_norm > 0 else math.inf
+            snr = mean_norm / std_norm if std_norm > 0 else math.inf
+            values += [
+                (k, "gradients", q, v, None)
+                for q, v in (("mean_norm", mean_norm), ("std_norm", std_norm), ("snr", snr))
+            ]
         self._sums = None
-        return [], metrics
+        return values

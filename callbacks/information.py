@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import Row, ScheduledCallback
+from callbacks.schedule import ScheduledCallback, Value
 from infoflow.estimators import sp_information
+from infoflow.models.module import Measurement
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +17,10 @@ class InformationCallback(ScheduledCallback):
     """Sample-propagation estimates per hidden layer, with standard errors.
 
     At each scheduled epoch, ``n_inputs`` inputs are drawn uniformly with replacement from the
-    datamodule's evaluation set (all of it when ``n_inputs`` is null: for SZT all 4096 patterns),
-    each propagated ``n_replicas`` times through the noisy network. Skipped for β = 0, where
-    I(X;T) is infinite or constant (Goldfeld et al., Sec. 2) and SP has no noise to work with.
-    Layers wider than ``max_width`` (e.g. convolutional ones) are skipped, with one log line.
+    evaluation set (all of it when ``n_inputs`` is null: for SZT all 4096 patterns), each
+    propagated ``n_replicas`` times through the noisy network. Skipped for β = 0, where I(X;T) is
+    infinite or constant (Goldfeld et al., Sec. 2) and SP has no noise to work with. Layers wider
+    than ``max_width`` (e.g. convolutional ones) are skipped, with one log line.
     """
 
     name = "sp"
@@ -28,31 +28,30 @@ class InformationCallback(ScheduledCallback):
     def __init__(
         self,
         output_dir: str,
-        n_replicas: int = 100,
-        n_inputs: int | None = None,
-        n_mc: int | None = None,
-        seed: int = 0,
-        every_n_epochs: int | None = None,
-        n_points: int | None = 30,
-        max_width: int | None = None,
+        *,
+        n_replicas: int,
+        n_inputs: int | None,
+        n_mc: int | None,
+        max_width: int | None,
+        seed: int,
+        every_n_epochs: int | None,
+        n_points: int | None,
     ) -> None:
-        super().__init__(output_dir, every_n_epochs, n_points)
+        super().__init__(output_dir, seed=seed, every_n_epochs=every_n_epochs, n_points=n_points)
         if n_replicas < 2:
             raise ValueError(f"n_replicas must be >= 2, got {n_replicas}")
         self.n_replicas = n_replicas
         self.n_inputs = n_inputs
         self.n_mc = n_mc
-        self.seed = seed
         self.max_width = max_width
         self._said_skip = False
         self._said_wide = False
 
-    def _say_wide_layers(self, module: pl.LightningModule, x: torch.Tensor) -> None:
+    def _say_wide_layers(self, widths: list[int]) -> None:
         """Log once which layers are too wide for SP and why."""
         if self._said_wide or self.max_width is None:
             return
         self._said_wide = True
-        widths = [o.pre_noise.shape[1] for o in module.net.hidden_outputs(x[:1], noise=False)[0]]
         wide = [f"T{k} (d={d})" for k, d in enumerate(widths, start=1) if d > self.max_width]
         if wide:
             log.info(
@@ -62,34 +61,31 @@ class InformationCallback(ScheduledCallback):
                 self.max_width,
             )
 
-    def measure(
-        self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
-    ) -> tuple[list[Row], dict[str, float]]:
-        net = module.net
-        if net.beta == 0:
-            if not self._said_skip:
-                log.info(
-                    "SP information skipped: noise.beta=0, a deterministic net (I(X;T) vacuous)"
-                )
-                self._said_skip = True
-            return [], {}
-        x, y = trainer.datamodule.eval_set()
-        self._say_wide_layers(module, x)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+    def _skip_deterministic(self) -> list[Value]:
+        if not self._said_skip:
+            log.info("SP information skipped: noise.beta=0, a deterministic net (I(X;T) vacuous)")
+            self._said_skip = True
+        return []
+
+    def measure(self, m: Measurement) -> list[Value]:
+        if m.beta == 0:
+            return self._skip_deterministic()
+        x, y = m.inputs, m.labels
+        self._say_wide_layers(m.widths)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + m.epoch)
         idx = torch.randint(len(x), (self.n_inputs or len(x),), generator=gen).to(x.device)
         result = sp_information(
-            net.sample_pre_noise,
+            m.sample_fn,
             x[idx],
             y[idx],
-            sigma=net.beta,
+            sigma=m.beta,
             n_replicas=self.n_replicas,
             n_mc=self.n_mc,
             n_mc_conditional=self.n_mc,
             max_width=self.max_width,
         )
-        rows, metrics = [], {}
-        for layer, quantities in result.items():
-            for quantity, est in quantities.items():
-                rows.append((epoch, layer + 1, "sp", quantity, est.value, est.stderr))
-                metrics[f"info/sp/layer{layer + 1}/{quantity}"] = est.value
-        return rows, metrics
+        return [
+            (layer + 1, "sp", quantity, est.value, est.stderr)
+            for layer, quantities in result.items()
+            for quantity, est in quantities.items()
+        ]

@@ -1,4 +1,4 @@
-"""When to measure, and the base class every measuring callback shares.
+"""When to measure, the base class every measuring callback shares, and the one sink of records.
 
 Epoch numbers count completed training epochs: epoch 0 is before any training (measured at
 ``on_train_start``), epoch e is after the e-th epoch (measured at its ``on_train_epoch_end``, after
@@ -17,12 +17,14 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from infoflow.records import INFORMATION_COLUMNS, append_rows
+from infoflow.models.module import Measurement
+from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, append_rows, as_dicts, metric_name
 from infoflow.threads import using_threads
 
 log = logging.getLogger(__name__)
 
-Row = tuple[int, int, str, str, float, float | None]
+#: What a callback measures: (layer, estimator, quantity, value, stderr); the base adds seed, epoch.
+Value = tuple[int | None, str, str, float, float | None]
 
 
 def scheduled_epochs(
@@ -66,41 +68,51 @@ def measuring(module: pl.LightningModule) -> Iterator[None]:
             module.train(was_training)
 
 
-class ScheduledCallback(pl.Callback):
-    """Runs :meth:`measure` at the scheduled epochs on rank 0, appends its rows to
-    ``information.csv`` and logs its scalars to every logger.
+def emit(trainer: pl.Trainer, path: Path, rows: Sequence[tuple], epoch: int) -> None:
+    """The one way a record leaves a callback: appended to ``path`` (:data:`RECORD_COLUMNS`), then
+    logged to every Lightning logger (W&B, metrics.csv) under :func:`metric_name`, with ``epoch``
+    = completed epochs. Loggers are sinks: the figures read only the files."""
+    if not rows:
+        return
+    append_rows(path, RECORD_COLUMNS, rows)
+    metrics = {metric_name(r): r["value"] for r in as_dicts(rows)}
+    for logger in trainer.loggers:
+        logger.log_metrics({**metrics, "epoch": epoch}, step=trainer.global_step)
 
-    Subclasses implement ``measure(trainer, module, epoch) -> (rows, metrics)``. The rows written so
-    far are kept in ``state_dict`` so that a run resumed from a checkpoint (in a new directory)
-    starts its ``information.csv`` with the full history.
+
+class ScheduledCallback(pl.Callback):
+    """Runs :meth:`measure` at the scheduled epochs on rank 0 on the epoch's shared
+    :class:`~infoflow.models.module.Measurement`, and emits its values (:func:`emit`) as rows of
+    ``information.csv`` (with the run's ``seed`` and the epoch).
+
+    Subclasses implement ``measure(m: Measurement) -> list[Value]``. The rows written so far are
+    kept in ``state_dict`` so that a run resumed from a checkpoint (in a new directory) starts its
+    ``information.csv`` with the full history. Settings come from the config
+    (``conf/callbacks/default.yaml``): no defaults here that could disagree with it.
     """
 
     name = "scheduled"
 
     def __init__(
-        self,
-        output_dir: str,
-        every_n_epochs: int | None = None,
-        n_points: int | None = 30,
+        self, output_dir: str, *, seed: int, every_n_epochs: int | None, n_points: int | None
     ) -> None:
         super().__init__()
         scheduled_epochs(10, every_n_epochs=every_n_epochs, n_points=n_points)  # validate now
         self.output_dir = Path(output_dir)
+        self.seed = seed
         self.every_n_epochs = every_n_epochs
         self.n_points = n_points
         self.measured: list[int] = []
-        self.history: list[Row] = []
+        self.history: list[tuple] = []
         self.seconds = 0.0
         self._epochs: set[int] = set()
         self._restored = False
 
     @property
     def csv_path(self) -> Path:
-        return self.output_dir / "information.csv"
+        return self.output_dir / INFORMATION_FILE
 
-    def measure(
-        self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int
-    ) -> tuple[Sequence[Row], dict[str, float]]:
+    def measure(self, m: Measurement) -> Sequence[Value]:
         raise NotImplementedError
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -111,7 +123,7 @@ class ScheduledCallback(pl.Callback):
         )
         if self._restored and self.history and trainer.is_global_zero:
             # A resumed run starts in a fresh directory (claim_run_dir): carry the history over.
-            append_rows(self.csv_path, INFORMATION_COLUMNS, self.history)
+            append_rows(self.csv_path, RECORD_COLUMNS, self.history)
         self._restored = False
         if trainer.current_epoch == 0:
             self._maybe_measure(trainer, module, 0)
@@ -119,20 +131,25 @@ class ScheduledCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._maybe_measure(trainer, module, trainer.current_epoch + 1)
 
+    def is_due(self, epoch: int) -> bool:
+        return epoch in self._epochs and epoch not in self.measured
+
     def _maybe_measure(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> None:
-        if epoch not in self._epochs or epoch in self.measured:
+        if not self.is_due(epoch):
             return
         if trainer.is_global_zero:  # under DDP rank 0 estimates, the others wait at the barrier
             start = time.perf_counter()
             with measuring(module):
-                rows, metrics = self.measure(trainer, module, epoch)
-            if rows:
-                append_rows(self.csv_path, INFORMATION_COLUMNS, rows)
-                self.history.extend(rows)
+                values = self.measure(module.measurement(epoch))
+            rows = [(self.seed, epoch, *v) for v in values]
+            self.history.extend(rows)
             self.seconds += time.perf_counter() - start
-            metrics = {**metrics, f"time/{self.name}_seconds": self.seconds}
-            for logger in trainer.loggers:
-                logger.log_metrics({**metrics, "epoch": epoch}, step=trainer.global_step)
+            emit(trainer, self.csv_path, rows, epoch)
+            for logger in trainer.loggers:  # cost of measuring: a run-level log, not a record
+                logger.log_metrics(
+                    {f"time/{self.name}_seconds": self.seconds, "epoch": epoch},
+                    step=trainer.global_step,
+                )
         self.measured.append(epoch)
         trainer.strategy.barrier()
 
@@ -145,6 +162,8 @@ class ScheduledCallback(pl.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.measured = list(state_dict["measured"])
-        self.history = [tuple(r) for r in state_dict["history"]]
+        history = [tuple(r) for r in state_dict["history"]]
+        # Checkpoints from before rows had seeds hold 6-tuples: give them this run's seed.
+        self.history = [r if len(r) == len(RECORD_COLUMNS) else (self.seed, *r) for r in history]
         self.seconds = float(state_dict.get("seconds", 0.0))
         self._restored = True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from infoflow.records import read_information
+from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, read_records
 
 
 def _wandb_loggers(trainer: pl.Trainer) -> list:
@@ -34,12 +34,12 @@ class WandbChartsCallback(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         loggers = _wandb_loggers(trainer)
-        csv = self.output_dir / "information.csv"
+        csv = self.output_dir / INFORMATION_FILE
         if not loggers or not trainer.is_global_zero or not csv.exists():
             return
         import wandb
 
-        rows = read_information(csv)
+        rows = read_records(csv)
         name = self._pick_estimator(rows)
         payload = {"information/table": _table(wandb, rows)}
         if name is not None:
@@ -51,8 +51,9 @@ class WandbChartsCallback(pl.Callback):
 
 
 def _table(wandb, rows: list[dict]):  # noqa: ANN001, ANN202
-    columns = ["epoch", "layer", "estimator", "quantity", "value", "stderr"]
-    return wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+    return wandb.Table(
+        columns=list(RECORD_COLUMNS), data=[[r[c] for c in RECORD_COLUMNS] for r in rows]
+    )
 
 
 def _charts(wandb, rows: list[dict], estimator: str) -> dict:  # noqa: ANN001

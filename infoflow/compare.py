@@ -9,11 +9,12 @@ does that for any finished runs (``python -m infoflow.plot --compare RUN ...``):
 * all of them see the same inputs, the evaluation set of the first run's dataset config, and the
   same seeded sample of ``max_samples`` of it, so every histogram is over the same pairs;
 * per hidden layer ℓ the representation is the noiseless S_ℓ (noise and dropout off, as at eval),
-  flattened; c_ij = ⟨h_i, h_j⟩ / (‖h_i‖‖h_j‖) for every pair i < j, split by whether y_i = y_j.
+  flattened — :attr:`infoflow.models.module.Measurement.noiseless`, the interface the training
+  callbacks measure through; c_ij = ⟨h_i, h_j⟩ / (‖h_i‖‖h_j‖) for every pair i < j, split by whether y_i = y_j.
 
 Outputs (into ``out_dir``): ``cosine_histograms.png`` (rows: layers, columns: runs),
 ``cosine_over_training.png`` (the within- and between-class mean cosine similarity against epoch,
-from each run's ``metrics.csv``, where its clustering callback logged them) and
+from the ``clustering`` records of each run's ``information.csv``) and
 ``cosine_summary.csv`` (tidy: run, label, layer, pairs = within|between, n_pairs, mean, std, median).
 """
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from infoflow.estimators import cosine_similarity_distributions
+from infoflow.models.module import Measurement
 from infoflow.records import write_csv_atomic
 from infoflow.runs import FinishedRun, RunLoadError, eval_set, expand_run_dirs, load_run
 
@@ -52,7 +54,7 @@ def layer_similarities(
     the sample of inputs depends only on ``seed`` and ``len(x)``, so it is the same for every run."""
     out = []
     with torch.no_grad():
-        layers = [o.pre_noise for o in run.net.representations(x, noise=False)]
+        layers = Measurement(run.net, x, y, epoch=-1).noiseless  # -1: a finished run's net
     for h in layers:
         gen = torch.Generator().manual_seed(seed)
         w, b = cosine_similarity_distributions(h, y, max_samples=max_samples, generator=gen)

@@ -6,7 +6,8 @@ histograms per layer and run, and the within/between-class similarity over train
 
 Writes PNGs (a run's into ``RUN_DIR/plots/``; a comparison's into ``--out``, by default
 ``SWEEP/compare/`` or ``compare/`` beside the runs) and prints their paths, one a line. A missing or
-unreadable input gives one line on stderr and exit status 1.
+unreadable input (a damaged record file: its name and row) gives one line on stderr and exit
+status 1.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def _compare(args: argparse.Namespace) -> int:
         return _fail(f"--samples must be at least 2, got {args.samples}")
     from infoflow.compare import compare_runs
     from infoflow.errors import USER_ERRORS
+    from infoflow.plots import PlotInputError
     from infoflow.runs import RunLoadError
 
     try:
@@ -82,7 +84,7 @@ def _compare(args: argparse.Namespace) -> int:
             seed=args.seed,
             data_dir=args.data_dir,
         )
-    except (RunLoadError, OSError, *USER_ERRORS) as exc:
+    except (RunLoadError, PlotInputError, OSError, *USER_ERRORS) as exc:
         return _fail(exc)
     return _print_paths(paths, " ".join(args.run_dirs))
 

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from infoflow.compare import compare_runs, default_out_dir, layer_similarities, unique_labels
 from infoflow.data.szt import make_szt_dataset
 from infoflow.plot import main as plot_main
+from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, append_rows
 from infoflow.runs import RunLoadError, eval_set, expand_run_dirs, load_run
 from infoflow.train import build_network, resolved_config
 
@@ -107,11 +108,26 @@ def test_compare_writes_the_summary_and_the_histograms(make_cfg, tmp_path):
     a = make_run(make_cfg, tmp_path / "a", "noise.beta=0")
     b = make_run(make_cfg, tmp_path / "b", "noise.beta=0.1", seed=3)
     written = compare_runs([a, b], tmp_path / "out", max_samples=30)
-    # no metrics.csv in these runs: no over-training figure, the rest is there
+    # no records in these runs: no over-training figure, the rest is there
     assert [p.name for p in written] == ["cosine_summary.csv", "cosine_histograms.png"]
     rows = list(csv.DictReader((tmp_path / "out" / "cosine_summary.csv").open()))
     assert len(rows) == 2 * 3 * 2 and {r["label"] for r in rows} == {"deterministic", "noisy β=0.1"}
     assert all(-1 <= float(r["mean"]) <= 1 for r in rows)
+
+
+def test_similarity_over_training_comes_from_the_clustering_records(make_cfg, tmp_path):
+    a = make_run(make_cfg, tmp_path / "a", "noise.beta=0")
+    b = make_run(make_cfg, tmp_path / "b", "noise.beta=0.1", seed=3)
+    rows = [
+        (0, e, k, "clustering", f"cos_{pairs}_mean", 0.1 * e + (pairs == "within"), None)
+        for e in (0, 1, 3) for k in (1, 2, 3) for pairs in ("within", "between")
+    ]  # fmt: skip
+    append_rows(a / INFORMATION_FILE, RECORD_COLUMNS, rows)
+    written = compare_runs([a, b], tmp_path / "out", max_samples=30)
+    assert [p.name for p in written][-1] == "cosine_over_training.png"
+    (a / INFORMATION_FILE).write_text("seed,epoch\n")  # damaged: one error naming it
+    with pytest.raises(ValueError, match=r"information.csv, row 1"):
+        compare_runs([a, b], tmp_path / "out", max_samples=30)
 
 
 def test_cli_mismatched_checkpoint_is_one_line_and_exit_1(make_cfg, tmp_path, capsys):

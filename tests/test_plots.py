@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import subprocess
 import sys
@@ -20,13 +19,22 @@ from infoflow.plots import (
     plane_filename,
     resolve_units,
 )
-from infoflow.plots.data import load_information, load_metrics
+from infoflow.plots.data import load_ib_curve, load_information, load_training
 from infoflow.plots.scatter import pick_epochs
-from infoflow.records import HISTOGRAM_COLUMNS, INFORMATION_COLUMNS, append_rows
+from infoflow.records import (
+    HISTOGRAM_COLUMNS,
+    IB_CURVE_COLUMNS,
+    RECORD_COLUMNS,
+    append_rows,
+    write_csv_atomic,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 BIN_ESTIMATORS = ("bin:tishby:30", "bin_noisy:width:0.05")
+
+
+SEED = 4
 
 
 def _information_rows(epochs, widths):
@@ -37,65 +45,48 @@ def _information_rows(epochs, widths):
             i_xt = math.log(4096) * (1 - 0.1 * k * t * (1 - t))
             i_ty = math.log(2) * t ** (1 / k)
             rows += [
-                (e, k, "sp", "I_XT", i_xt, 0.02),
-                (e, k, "sp", "I_TY", i_ty, 0.01),
-                (e, k, "sp", "h_T", i_xt - d * 5, 0.02),
-                (e, k, "sp", "h_T_given_X", -d * 5.0, None),
+                (SEED, e, k, "sp", "I_XT", i_xt, 0.02),
+                (SEED, e, k, "sp", "I_TY", i_ty, 0.01),
+                (SEED, e, k, "sp", "h_T", i_xt - d * 5, 0.02),
+                (SEED, e, k, "sp", "h_T_given_X", -d * 5.0, None),
             ]
             for j, est in enumerate(BIN_ESTIMATORS):
                 h = i_xt * (0.5 + 0.15 * j) - 0.05  # may go negative: drawn as is
                 rows += [
-                    (e, k, est, q, v, None) for q, v in (("H_T", h), ("I_XT", h), ("I_TY", i_ty))
+                    (SEED, e, k, est, q, v, None)
+                    for q, v in (("H_T", h), ("I_XT", h), ("I_TY", i_ty))
                 ]
     return rows
 
 
-def _metrics(path: Path, epochs, widths) -> None:
-    """Lightning-style metrics.csv: several partial rows per epoch."""
-    grad = [
-        f"grad/layer{k}/{m}"
-        for k in range(1, len(widths) + 1)
-        for m in ("mean_norm", "std_norm", "snr")
-    ]
-    clus = [
-        f"cluster/layer{k}/{m}"
-        for k in range(1, len(widths) + 1)
-        for m in ("silhouette", "distance_ratio")
-    ]
-    cols = [
-        "epoch",
-        "step",
-        "train/loss",
-        "train/acc",
-        "val/loss",
-        "val/acc",
-        "train/loss_noisy",
-        *grad,
-        *clus,
-    ]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        for e in epochs:
-            loss = 0.69 * math.exp(-e / 20)
-            w.writerow(
-                {
-                    "epoch": e,
-                    "step": e * 13,
-                    "train/loss": loss,
-                    "train/acc": 1 - loss,
-                    "val/loss": loss * 1.1,
-                }
-            )
-            w.writerow({"epoch": e, "step": e * 13, "train/loss_noisy": loss * 1.05})
-            w.writerow(
-                {c: 1 / (e + 1) ** (0.5 + i % 3 / 4) for i, c in enumerate(grad)}
-                | {"epoch": e, "step": e * 13}
-            )
-            w.writerow(
-                {c: math.tanh(e / 30) + i / 10 for i, c in enumerate(clus)}
-                | {"epoch": e, "step": e * 13}
-            )
+def _dynamics_rows(epochs, widths):
+    """Gradient and clustering records, as the callbacks write them to information.csv."""
+    rows = []
+    for e in epochs:
+        for k in range(1, len(widths) + 1):
+            grad = [
+                (m, 1 / (e + 1) ** (0.5 + i / 4))
+                for i, m in enumerate(("mean_norm", "std_norm", "snr"))
+            ]
+            rows += [(SEED, e, k, "gradients", m, v, None) for m, v in grad]
+            clus = (("silhouette", math.tanh(e / 30)), ("distance_ratio", 1 + math.tanh(e / 30)))
+            rows += [(SEED, e, k, "clustering", m, v, None) for m, v in clus]
+    return rows
+
+
+def _training_rows(epochs):
+    """training.csv: losses and accuracies per completed epoch (none at epoch 0)."""
+    rows = []
+    for e in epochs:
+        loss = 0.69 * math.exp(-e / 20)
+        for split, q, v in (
+            ("train", "loss", loss),
+            ("train", "acc", 1 - loss),
+            ("val", "loss", loss * 1.1),
+            ("train", "loss_noisy", loss * 1.05),
+        ):
+            rows.append((SEED, e, None, split, q, v, None))
+    return rows
 
 
 def _histograms(epochs, widths, rng):
@@ -107,7 +98,7 @@ def _histograms(epochs, widths, rng):
                 v = np.tanh(rng.normal(0, 0.3 + 0.1 * math.log1p(e), 500))
                 counts, _ = np.histogram(v, edges)
                 rows += [
-                    (e, k, rep, float(lo), float(hi), int(c))
+                    (SEED, e, k, rep, float(lo), float(hi), int(c))
                     for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)
                 ]
     return rows
@@ -128,16 +119,15 @@ def make_run(run: Path, epochs=(0, 2, 8, 40), widths=(5, 3, 2), *, szt=True) -> 
     """A complete synthetic run directory (every input the plots read)."""
     rng = np.random.default_rng(0)
     run.mkdir(parents=True, exist_ok=True)
-    append_rows(run / "information.csv", INFORMATION_COLUMNS, _information_rows(epochs, widths))
+    info = _information_rows(epochs, widths) + _dynamics_rows(epochs, widths)
+    append_rows(run / "information.csv", RECORD_COLUMNS, info)
+    append_rows(run / "training.csv", RECORD_COLUMNS, _training_rows(epochs[1:]))
     append_rows(run / "histograms.csv", HISTOGRAM_COLUMNS, _histograms(epochs, widths, rng))
-    _metrics(run / "metrics.csv", epochs, widths)
     _snapshots(run / "snapshots", epochs, widths, rng)
-    (run / "data").mkdir(exist_ok=True)  # the SZT IB curve is cached here: seed it (fast tests)
-    np.savez(run / "data" / "szt_ib_curve.npz", **IB_CURVE)
+    curve = zip(*(IB_CURVE[c] for c in IB_CURVE_COLUMNS), strict=True)
+    write_csv_atomic(run / "ib_curve.csv", IB_CURVE_COLUMNS, curve)
     target = "infoflow.data.datamodule.SZTDataModule" if szt else "some.Other"
-    (run / "config.yaml").write_text(
-        f"dataset:\n  _target_: {target}\npaths:\n  data_dir: {run / 'data'}\n"
-    )
+    (run / "config.yaml").write_text(f"dataset:\n  _target_: {target}\n")
     return run
 
 
@@ -188,7 +178,7 @@ def test_units_change_the_axis_labels_and_values(run_dir):
     assert bits.get_xlabel() == "I(X;T) [bits]" and nats.get_ylabel() == "I(T;Y) [nats]"
     xb, xn = bits.lines[0].get_xdata(), nats.lines[0].get_xdata()
     np.testing.assert_allclose(xb, np.asarray(xn) / math.log(2))
-    fig = information_vs_epoch_figure(rows, load_metrics(run_dir / "metrics.csv"), units="nats")
+    fig = information_vs_epoch_figure(rows, load_training(run_dir / "training.csv"), units="nats")
     assert [ax.get_ylabel() for ax in fig.axes] == [
         "I(X;T) [nats]", "I(T;Y) [nats]", "cross-entropy loss [nats]"
     ]  # fmt: skip
@@ -204,11 +194,12 @@ def test_units_default_comes_from_config(tmp_path):
         draw_all(tmp_path)
 
 
-def test_metrics_merge_partial_rows_by_epoch(run_dir):
-    m = load_metrics(run_dir / "metrics.csv")
-    assert list(m["epoch"]) == [0, 2, 8, 40]
+def test_training_records_become_columns_by_epoch(run_dir):
+    m = load_training(run_dir / "training.csv")
+    assert list(m["epoch"]) == [2, 8, 40]
     assert np.isfinite(m["train/loss"]).all() and np.isfinite(m["train/loss_noisy"]).all()
     np.testing.assert_allclose(m["val/loss"], m["train/loss"] * 1.1)
+    assert "val/acc" not in m  # only what was recorded
 
 
 def test_pick_epochs_log_spaced_with_ends():
@@ -225,13 +216,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_draws_and_prints_paths(tmp_path):
-    append_rows(
-        tmp_path / "information.csv", INFORMATION_COLUMNS, _information_rows((0, 3, 30), (2, 2))
-    )
-    with (tmp_path / "metrics.csv").open("w") as f:
-        f.write(
-            "epoch,step,train/loss,val/loss\n0,5,0.7,0.71\n3,20,0.5,\n3,20,,0.55\n30,200,0.1,0.2\n"
-        )
+    append_rows(tmp_path / "information.csv", RECORD_COLUMNS, _information_rows((0, 3, 30), (2, 2)))
+    append_rows(tmp_path / "training.csv", RECORD_COLUMNS, _training_rows((1, 3, 30)))
     res = _cli(str(tmp_path), "--units", "nats")
     assert res.returncode == 0, res.stderr
     printed = [Path(line) for line in res.stdout.splitlines()]
@@ -245,18 +231,29 @@ def test_cli_missing_dir_is_one_line_exit_1(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1 and "nope" in res.stderr
 
 
-def test_unparseable_information_csv_is_an_input_error(tmp_path):
-    (tmp_path / "information.csv").write_text(
-        "epoch,layer,estimator,quantity,value,stderr\nx,1,sp,I_XT,1,\n"
-    )
-    with pytest.raises(PlotInputError, match="information.csv"):
-        draw_all(tmp_path)
-    res = _cli(str(tmp_path))
-    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+@pytest.mark.parametrize("name", ["information.csv", "training.csv", "histograms.csv"])
+@pytest.mark.parametrize("damage", ["cell", "truncate"])
+def test_a_damaged_record_is_one_line_naming_file_and_row(tmp_path, name, damage):
+    run = make_run(tmp_path / "run", epochs=(0, 2), widths=(2,))
+    path = run / name
+    lines = path.read_text().splitlines(keepends=True)
+    if damage == "cell":
+        lines[2] = lines[2].replace(",", ",x", 1)  # the epoch is no number
+    else:
+        lines[2] = lines[2][:5]  # cut mid-row: the file ends there
+        lines = lines[:3]
+    path.write_text("".join(lines))
+    with pytest.raises(PlotInputError, match=f"{name}, row 3"):
+        draw_all(run)
+    res = _cli(str(run))
+    assert res.returncode == 1 and res.stdout == ""
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and f"{name}, row 3" in err[0], res.stderr
 
 
-def test_only_metrics_still_draws(tmp_path):
-    _metrics(tmp_path / "metrics.csv", (0, 1, 2, 5), (3, 2))
+def test_only_training_and_dynamics_still_draws(tmp_path):
+    append_rows(tmp_path / "training.csv", RECORD_COLUMNS, _training_rows((1, 2, 5)))
+    append_rows(tmp_path / "information.csv", RECORD_COLUMNS, _dynamics_rows((0, 1, 2, 5), (3, 2)))
     paths = draw_all(tmp_path, strict=True)
     _assert_pngs(paths, {"information_vs_epoch.png", "gradients.png", "clustering.png"})
 
@@ -266,10 +263,9 @@ def test_empty_run_dir_draws_nothing(tmp_path):
 
 
 def test_szt_plane_has_ib_curve_and_references(run_dir):
-    from infoflow.plots import _ib_curve
-    from infoflow.plots.data import load_config, szt_references
+    from infoflow.plots.data import szt_references
 
-    curve = _ib_curve(load_config(run_dir / "config.yaml"))  # read from the seeded cache
+    curve = load_ib_curve(run_dir / "ib_curve.csv")
     np.testing.assert_array_equal(curve[1], IB_CURVE["i_ty"])
     h_x, i_xy = szt_references()
     assert h_x == pytest.approx(math.log(4096)) and i_xy == pytest.approx(
@@ -315,3 +311,16 @@ def test_histograms_with_bins_that_change_between_epochs():
     ]
     fig = histograms_figure(rows)
     assert len(fig.axes[0].collections) == 2  # one column mesh per epoch
+
+
+def test_plots_and_report_import_no_estimators_models_or_torch():
+    """They read records only: drawing a run needs neither the estimators nor the models."""
+    code = (
+        "import sys, infoflow.plots, infoflow.plot, infoflow.report\n"
+        "bad = [m for m in sys.modules if m.startswith(('infoflow.estimators', 'infoflow.models',"
+        " 'torch'))]\n"
+        "print(bad)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

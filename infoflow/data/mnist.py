@@ -21,7 +21,6 @@ import hashlib
 import io
 import os
 import pickle
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -32,9 +31,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
+
+from infoflow.io import write_atomic
 
 __all__ = [
     "MnistArrays",
@@ -197,33 +198,10 @@ def _read_cache(path: Path) -> tuple[MnistArrays, str]:
 
 
 def _write_cache(path: Path, arrays: MnistArrays, origin: str) -> None:
-    """Write the cache atomically: a temp file in the same directory, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_temp(path, ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # Uncompressed: ~55 MB on disk but loads in a fraction of a second.
-            np.savez(f, **{k: getattr(arrays, k) for k in CACHE_KEYS}, origin=np.str_(origin))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _open_temp(dest: Path, suffix: str) -> tuple[int, str]:
-    """A new hidden temp file beside `dest` (same filesystem, so os.replace is atomic).
-
-    Unlike mkstemp (always 0600) it gets the umask's usual permissions, so a shared data_dir
-    stays readable by the group.
-    """
-    while True:
-        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}{suffix}"
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
-        except FileExistsError:
-            continue
+    """Write the cache atomically (:func:`infoflow.io.write_atomic`)."""
+    # Uncompressed: ~55 MB on disk but loads in a fraction of a second.
+    content = {k: getattr(arrays, k) for k in CACHE_KEYS}
+    write_atomic(path, lambda f: np.savez(f, **content, origin=np.str_(origin)))
 
 
 # --------------------------------------------------------------------------- IDX layouts
@@ -301,20 +279,18 @@ def _download_official(dest_dir: Path, timeout: float) -> str:
 
 
 def _fetch_url(url: str, dest: Path, timeout: float, md5: str | None = None) -> None:
-    """Stream `url` to `dest` via a temp file in the same directory; check md5 before replace."""
-    fd, tmp = _open_temp(dest, ".part")
-    digest = hashlib.md5()
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
+    """Stream `url` to `dest` atomically; a wrong md5 leaves nothing (the write is abandoned)."""
+
+    def stream(f: BinaryIO) -> None:
+        digest = hashlib.md5()
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             while chunk := resp.read(1 << 20):
                 digest.update(chunk)
                 f.write(chunk)
         if md5 is not None and digest.hexdigest() != md5:
             raise MnistDataError(f"{url}: md5 {digest.hexdigest()} != {md5}")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(dest, stream)
 
 
 # --------------------------------------------------------------------------- PyPI fallback

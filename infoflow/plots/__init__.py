@@ -11,7 +11,11 @@ Figures (file names):
 * ``information_vs_epoch.png``, ``binned_vs_epoch.png``
 * ``histograms.png``
 * ``scatter_layer<k>.png`` for layers with ≤ 3 units in ``snapshots/``
-* ``gradients.png``, ``clustering.png`` (from ``grad/...`` / ``cluster/...`` metrics columns)
+* ``gradients.png``, ``clustering.png`` (the ``gradients`` / ``clustering`` rows of information.csv)
+
+Inputs: ``information.csv`` and ``training.csv`` (:mod:`infoflow.records`), ``histograms.csv``,
+``ib_curve.csv``, ``snapshots/``, ``config.yaml`` — never a logger's files, so dropping W&B or the
+CSV logger changes no figure.
 
 Several runs compared (:mod:`infoflow.compare`, :func:`compare_figures`): ``cosine_histograms.png``,
 ``cosine_over_training.png``.
@@ -29,7 +33,6 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from infoflow.plots._common import check_units, save_figure
@@ -40,18 +43,19 @@ from infoflow.plots.compare import (
 )
 from infoflow.plots.data import (
     PlotInputError,
-    cache_dir,
     config_units,
     estimators_with,
     is_szt,
     label_entropy,
     load_config,
     load_histograms,
+    load_ib_curve,
     load_information,
-    load_metrics,
     load_snapshot,
+    load_training,
     snapshot_epochs,
     szt_references,
+    wide,
 )
 from infoflow.plots.dynamics import (
     cluster_columns,
@@ -69,6 +73,7 @@ from infoflow.plots.epochs import (
 from infoflow.plots.histograms import histograms_figure
 from infoflow.plots.plane import information_plane_figure
 from infoflow.plots.scatter import MAX_UNITS, pick_epochs, scatter_figure
+from infoflow.records import HISTOGRAM_FILE, IB_CURVE_FILE, INFORMATION_FILE, TRAINING_FILE
 
 __all__ = [
     "PlotInputError",
@@ -98,42 +103,13 @@ def plane_filename(estimator: str) -> str:
     return f"information_plane_{re.sub(r'[^A-Za-z0-9.+-]+', '_', estimator)}.png"
 
 
-def _optional(path: Path, loader: Callable, what: str):
-    """``loader(path)`` or None when the file is missing (debug log) or unreadable (warning)."""
+def _if_there(path: Path, loader: Callable):
+    """``loader(path)``, or None when the file is missing (debug log). A file that is there but
+    cannot be read raises PlotInputError: a damaged record is an error, not an absence."""
     if not path.exists():
         log.debug("no %s: skipping its figures", path.name)
         return None
-    try:
-        return loader(path)
-    except PlotInputError as exc:
-        log.warning("skipping %s: %s", what, exc)
-        return None
-
-
-def _ib_curve(cfg: Mapping):
-    """The SZT IB curve ``(i_xt, i_ty)`` in nats, or None when it cannot be had (one log line).
-
-    A cached curve (``szt_ib_curve.npz``, the cache file documented by
-    :func:`infoflow.estimators.ib_curve.szt_ib_curve`) is read directly: importing the estimators
-    package imports torch, seconds that a CLI redraw need not spend.
-    """
-    where = cache_dir(cfg)
-    try:
-        with np.load(where / "szt_ib_curve.npz") as f:
-            return np.asarray(f["i_xt"]), np.asarray(f["i_ty"])
-    except (OSError, KeyError, ValueError):
-        pass  # not cached yet (or unreadable): compute it
-    try:
-        from infoflow.estimators.ib_curve import szt_ib_curve
-    except ImportError:
-        log.info("infoflow.estimators.ib_curve unavailable: no IB curve drawn")
-        return None
-    try:
-        curve = szt_ib_curve(cache_dir=where)
-        return curve.i_xt, curve.i_ty
-    except Exception as exc:  # a failing optional overlay must not cost the figure
-        log.warning("no IB curve drawn: %s: %s", type(exc).__name__, exc)
-        return None
+    return loader(path)
 
 
 def _snapshots(run: Path) -> dict[int, dict]:
@@ -170,23 +146,24 @@ def _references(cfg: Mapping, snaps: Mapping[int, Mapping]) -> tuple[float | Non
 
 def _jobs(run: Path, cfg: Mapping, units: str) -> list[Job]:
     """(file name, figure builder) of every figure the run has data for."""
-    rows = load_information(run / "information.csv") if (run / "information.csv").exists() else []
-    metrics = _optional(run / "metrics.csv", load_metrics, "metrics figures")
-    hist = _optional(run / "histograms.csv", load_histograms, "histograms.png")
+    rows = _if_there(run / INFORMATION_FILE, load_information) or []
+    training = _if_there(run / TRAINING_FILE, load_training)
+    hist = _if_there(run / HISTOGRAM_FILE, load_histograms)
+    ib = _if_there(run / IB_CURVE_FILE, load_ib_curve)
+    dynamics = wide(rows, ("gradients", "clustering"))
     snaps = _snapshots(run)
     h_x, i_xy = _references(cfg, snaps)
     jobs: list[Job] = []
     planes = estimators_with(rows, "I_XT", "I_TY")
-    ib = _ib_curve(cfg) if planes and is_szt(cfg) else None
     for est in planes:
         kw = dict(units=units, h_x=h_x, i_xy=i_xy, ib_curve=ib)
         jobs.append(
             (plane_filename(est), lambda e=est, kw=kw: information_plane_figure(rows, e, **kw))
         )
-    if main_estimator(rows) or has_loss(metrics):
+    if main_estimator(rows) or has_loss(training):
         kw = dict(units=units, h_x=h_x, i_xy=i_xy)
         jobs.append(
-            ("information_vs_epoch.png", lambda: information_vs_epoch_figure(rows, metrics, **kw))
+            ("information_vs_epoch.png", lambda: information_vs_epoch_figure(rows, training, **kw))
         )
     if binned_estimators(rows):
         jobs.append(("binned_vs_epoch.png", lambda: binned_vs_epoch_figure(rows, units=units)))
@@ -194,10 +171,10 @@ def _jobs(run: Path, cfg: Mapping, units: str) -> list[Job]:
         jobs.append(("histograms.png", lambda: histograms_figure(hist)))
     for k in _scatter_layers(snaps):
         jobs.append((f"scatter_layer{k}.png", lambda k=k: scatter_figure(snaps, k)))
-    if metrics and gradient_columns(metrics):
-        jobs.append(("gradients.png", lambda: gradients_figure(metrics)))
-    if metrics and cluster_columns(metrics):
-        jobs.append(("clustering.png", lambda: clustering_figure(metrics)))
+    if gradient_columns(dynamics):
+        jobs.append(("gradients.png", lambda: gradients_figure(dynamics)))
+    if cluster_columns(dynamics):
+        jobs.append(("clustering.png", lambda: clustering_figure(dynamics)))
     return jobs
 
 
@@ -212,13 +189,14 @@ def draw_all(
     """Draw every figure ``run_dir`` has data for into ``run_dir/plots/``; return their paths.
 
     Args:
-        run_dir: a run directory (information.csv, metrics.csv, histograms.csv, snapshots/,
-            config.yaml — each optional).
+        run_dir: a run directory (information.csv, training.csv, histograms.csv, ib_curve.csv,
+            snapshots/, config.yaml — each optional).
         units: ``"bits"`` or ``"nats"``; None: ``callbacks.plots.units`` of config.yaml, else bits.
         strict: re-raise an error met while drawing a figure (default: log a warning, go on).
 
     Raises:
-        PlotInputError: ``run_dir`` is not a directory, or its information.csv cannot be parsed.
+        PlotInputError: ``run_dir`` is not a directory, or one of its record files cannot be
+            read (the message names the file and row).
         ValueError: invalid ``units``.
     """
     run = Path(run_dir)

@@ -1,4 +1,4 @@
-"""Helpers shared by the figure modules: units, the epoch axis, atomic saving.
+"""Helpers shared by the figure modules: units, the epoch axis, saving.
 
 Figures are built on :class:`matplotlib.figure.Figure` directly, never through ``pyplot``: no
 global figure registry, nothing to close, no backend switch in the host process (a notebook keeps
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize, SymLogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator
+
+from infoflow.io import write_atomic
 
 UNITS = ("bits", "nats")
 DPI = 110
@@ -97,23 +98,9 @@ def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG atomically (temporary file in the same folder, then ``os.replace``).
-
-    A viewer never sees a half-written file; the file gets the usual permissions (0o666 less the
-    umask, unlike ``tempfile.mkstemp``'s 0o600). Returns ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``fig`` as PNG atomically (:func:`infoflow.io.write_atomic`): a viewer never sees a
+    half-written file. Returns ``path``."""
+    return write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=DPI))
 
 
 def finite(values: np.ndarray) -> np.ndarray:

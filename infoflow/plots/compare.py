@@ -3,7 +3,8 @@
 * :func:`cosine_histograms_figure`: one panel per (layer, run), the histograms of within-class and
   between-class cosine similarities on the same pairs of inputs (Goldfeld et al.'s MNIST figure);
 * :func:`similarity_over_training_figure`: per layer, the mean within- and between-class cosine
-  similarity against epoch, one colour per run (from each run's ``cluster/layer<k>/cos_*_mean``).
+  similarity against epoch, one colour per run (each run's ``clustering`` records
+  ``cos_within_mean``, ``cos_between_mean`` in its information.csv).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from infoflow.plots._common import epoch_axis, finite, new_figure, save_figure
-from infoflow.plots.data import PlotInputError, load_metrics
+from infoflow.plots.data import load_information, wide
+from infoflow.records import INFORMATION_FILE
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def similarity_over_training_figure(
         {k for m in metrics if m for k in range(1, 64) if _cos_column(k, "within") in m}
     )
     if not layers:
-        raise ValueError("no run has cluster/layer<k>/cos_within_mean in its metrics.csv")
+        raise ValueError("no run has clustering records of cos_within_mean in its information.csv")
     fig = new_figure(3.2 * len(layers) + 0.4, 3.4)
     axes = fig.subplots(1, len(layers), squeeze=False, sharey=True)[0]
     colors = colormaps[RUN_CMAP]
@@ -108,12 +110,13 @@ def similarity_over_training_figure(
     return fig
 
 
-def _metrics_or_none(run: Path) -> Mapping[str, np.ndarray] | None:
-    try:
-        return load_metrics(run / "metrics.csv")
-    except PlotInputError as exc:
-        log.info("%s: no training curves: %s", run, exc)
+def _clustering_or_none(run: Path) -> Mapping[str, np.ndarray] | None:
+    """The run's clustering records by epoch; None (logged) when it has no information.csv."""
+    path = run / INFORMATION_FILE
+    if not path.exists():
+        log.info("%s: no %s: no similarity over training", run, INFORMATION_FILE)
         return None
+    return wide(load_information(path), ("clustering",))
 
 
 def compare_figures(
@@ -126,7 +129,7 @@ def compare_figures(
     written = [
         save_figure(cosine_histograms_figure(labels, sims), out_dir / "cosine_histograms.png")
     ]
-    metrics = [_metrics_or_none(r) for r in runs]
+    metrics = [_clustering_or_none(r) for r in runs]
     try:
         fig = similarity_over_training_figure(labels, metrics)
     except ValueError as exc:

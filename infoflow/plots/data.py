@@ -1,21 +1,22 @@
-"""Read a run directory into the plain structures the figure functions take.
+"""Read a run directory's records into the plain structures the figure functions take.
 
-* information rows: the dicts of :func:`infoflow.records.read_information`
-  (epoch, layer, estimator, quantity, value, stderr; nats).
-* metrics: ``dict[column, np.ndarray]`` merged by epoch (``"epoch"`` sorted, NaN where missing).
-* histogram rows: dicts with epoch, layer (int), representation (str), bin_lo, bin_hi, count (float).
+Only infoflow's own records are read (:mod:`infoflow.records`), never a logger's files:
+
+* record rows: the dicts of :func:`infoflow.records.read_records`
+  (seed, epoch, layer, estimator, quantity, value, stderr; nats).
+* wide tables: ``dict[name, np.ndarray]`` by epoch (``"epoch"`` sorted, NaN where missing), names
+  as the loggers show them (``train/loss``, ``grad/layer1/snr``): :func:`wide`.
+* histogram rows: dicts with seed, epoch, layer, representation, bin_lo, bin_hi, count.
 * snapshots: ``{epoch: {"labels": (n,), "layer_<k>": (n, d)}}``.
+* the IB curve: ``(i_xt, i_ty)`` in nats from ``ib_curve.csv``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from infoflow.records import read_information, read_rows
+from infoflow.records import (
+    HISTOGRAM_COLUMNS,
+    IB_CURVE_COLUMNS,
+    RECORD_COLUMNS,
+    RecordError,
+    metric_name,
+    read_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +52,48 @@ class Series(NamedTuple):
     stderr: np.ndarray
 
 
-def load_information(path: str | os.PathLike) -> list[dict]:
-    """``information.csv`` as typed rows; PlotInputError if it cannot be parsed."""
+def load_records(path: str | os.PathLike, columns: Sequence[str] = RECORD_COLUMNS) -> list[dict]:
+    """A record file as typed rows; PlotInputError (one line: file and row) if it cannot be read."""
     try:
-        return read_information(path)
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
-        raise PlotInputError(f"cannot parse {path}: {type(exc).__name__}: {exc}") from exc
+        return read_records(path, columns)
+    except RecordError as exc:
+        raise PlotInputError(str(exc)) from exc
     except OSError as exc:
-        raise PlotInputError(f"cannot read {path}: {exc}") from exc
+        raise PlotInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def load_information(path: str | os.PathLike) -> list[dict]:
+    """``information.csv`` as typed rows (:func:`load_records`)."""
+    return load_records(path)
+
+
+def wide(rows: Sequence[Mapping], estimators: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Record rows (of ``estimators``, default all) as columns by epoch, named as the loggers name
+    them (:func:`infoflow.records.metric_name`): ``{"epoch": sorted epochs, name: values}``, the
+    mean where seeds repeat an epoch, NaN where a name has no value."""
+    cells: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    epochs: set[int] = set()
+    for r in rows:
+        if estimators is None or r["estimator"] in estimators:
+            epochs.add(r["epoch"])
+            cells[metric_name(r)][r["epoch"]].append(r["value"])
+    order = sorted(epochs)
+    out = {"epoch": np.array(order, dtype=np.int64)}
+    for name, by_epoch in cells.items():
+        out[name] = np.array([np.mean(by_epoch[e]) if e in by_epoch else np.nan for e in order])
+    return out
+
+
+def load_training(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``training.csv`` as columns by epoch (``train/loss``, ``val/acc``, ...): :func:`wide`."""
+    return wide(load_records(path))
+
+
+def load_ib_curve(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``ib_curve.csv`` (written at the start of a run from its evaluation set's p(x, y)):
+    ``(i_xt, i_ty)`` in nats, sorted by I(X;T)."""
+    rows = load_records(path, IB_CURVE_COLUMNS)
+    return np.array([r["i_xt"] for r in rows]), np.array([r["i_ty"] for r in rows])
 
 
 def bin_size(estimator: str) -> float:
@@ -88,60 +130,9 @@ def series(rows: Sequence[Mapping], estimator: str, quantity: str) -> dict[int, 
     return out
 
 
-def _float(cell: str | None) -> float:
-    try:
-        return float(cell) if cell not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
-
-
-def load_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Lightning CSVLogger ``metrics.csv`` merged by epoch: the mean of each column's values.
-
-    Rows holding only some columns (one row per logging call) are merged; ``"epoch"`` is sorted;
-    a column without a value at an epoch is NaN there. Rows without an epoch are dropped.
-    """
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlotInputError(f"cannot read {path}: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "epoch" not in reader.fieldnames:
-        raise PlotInputError(f"{path} has no 'epoch' column")
-    sums: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    epochs: set[int] = set()
-    for row in reader:
-        epoch = _float(row.get("epoch"))
-        if not math.isfinite(epoch):
-            continue
-        epochs.add(int(epoch))
-        for col, cell in row.items():
-            value = _float(cell) if isinstance(cell, str) else math.nan
-            if col not in (None, "epoch", "step") and math.isfinite(value):
-                sums[col][int(epoch)].append(value)
-    order = sorted(epochs)
-    out = {"epoch": np.array(order, dtype=np.int64)}
-    for col, per_epoch in sums.items():
-        out[col] = np.array([np.mean(per_epoch[e]) if e in per_epoch else np.nan for e in order])
-    return out
-
-
 def load_histograms(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """``histograms.csv`` rows with typed fields; PlotInputError if it cannot be parsed."""
-    try:
-        return [
-            {
-                "epoch": int(r["epoch"]),
-                "layer": int(r["layer"]),
-                "representation": r["representation"],
-                "bin_lo": float(r["bin_lo"]),
-                "bin_hi": float(r["bin_hi"]),
-                "count": float(r["count"]),
-            }
-            for r in read_rows(path)
-        ]
-    except (KeyError, ValueError, TypeError, OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise PlotInputError(f"cannot parse {path}: {type(exc).__name__}: {exc}") from exc
+    """``histograms.csv`` rows with typed fields (:func:`load_records`)."""
+    return load_records(path, HISTOGRAM_COLUMNS)
 
 
 def snapshot_epochs(snap_dir: str | os.PathLike) -> dict[int, Path]:
@@ -203,20 +194,3 @@ def szt_references() -> tuple[float, float]:
     """(H(X), I(X;Y)) of the SZT task in nats: ln 4096 and H(Y) with 2118 positives."""
     p = SZT_POSITIVES / SZT_INPUTS
     return math.log(SZT_INPUTS), float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
-
-
-def cache_dir(cfg: Mapping) -> Path:
-    """Where the SZT IB curve is cached: ``paths.data_dir`` if it is a writable folder, else
-    ``$XDG_CACHE_HOME/infoflow`` (``~/.cache/infoflow``), else the system temp folder."""
-    paths = cfg.get("paths")
-    data_dir = paths.get("data_dir") if isinstance(paths, Mapping) else None
-    if data_dir and Path(data_dir).is_dir() and os.access(data_dir, os.W_OK):
-        return Path(data_dir)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "infoflow"
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        if os.access(base, os.W_OK):
-            return base
-    except OSError:
-        pass
-    return Path(tempfile.gettempdir()) / "infoflow"

@@ -1,4 +1,5 @@
-"""Training dynamics from metrics.csv: gradient phases and clustering measures against epoch."""
+"""Training dynamics: gradient phases and clustering measures against epoch, from the ``gradients``
+and ``clustering`` records as columns by epoch (:func:`infoflow.plots.data.wide`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Each callback on a tiny model: its rows and logged values equal the estimator functions called
-directly on the same representations."""
+"""Each callback on a tiny model: its values equal the estimator functions called directly on the
+same representations, and the epoch's representations are computed once for all of them."""
 
 from types import SimpleNamespace
 
@@ -10,6 +10,7 @@ from callbacks.binned import BinnedCallback
 from callbacks.clustering import ClusteringCallback
 from callbacks.gradients import GradientPhasesCallback
 from callbacks.information import InformationCallback
+from callbacks.representations import RepresentationsCallback
 from callbacks.schedule import measuring
 from infoflow.data.datamodule import SZTDataModule
 from infoflow.estimators import (
@@ -19,7 +20,12 @@ from infoflow.estimators import (
     sp_information,
 )
 from infoflow.models.mlp import noisy_mlp
-from infoflow.models.module import ClassifierModule
+from infoflow.models.module import ClassifierModule, Measurement
+from infoflow.models.network import NoisyNetwork
+
+SCHEDULE = {"seed": 5, "every_n_epochs": None, "n_points": 12}
+SP = {"n_replicas": 4, "n_inputs": 64, "n_mc": 256, "max_width": None}
+BINS = {"scheme": "width", "n_bins": None, "value_range": None, "noisy": True}
 
 
 @pytest.fixture
@@ -29,50 +35,47 @@ def setup():
     module = ClassifierModule(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
     dm = SZTDataModule(seed=0)
     dm.setup()
-    trainer = SimpleNamespace(datamodule=dm)
-    return trainer, module, dm
+    module.trainer = SimpleNamespace(datamodule=dm)  # what measurement() reads
+    return module, dm
+
+
+def _measure(cb, module, epoch):
+    with measuring(module):
+        return cb.measure(module.measurement(epoch))
 
 
 def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
-    trainer, module, dm = setup
-    cb = InformationCallback(str(tmp_path), n_replicas=4, n_inputs=64, n_mc=256, seed=5)
+    module, dm = setup
+    cb = InformationCallback(str(tmp_path), **SP, **SCHEDULE)
     torch.manual_seed(11)
-    with measuring(module):
-        rows, metrics = cb.measure(trainer, module, epoch=7)
+    values = _measure(cb, module, 7)
     x, y = dm.eval_set()
     idx = torch.randint(len(x), (64,), generator=torch.Generator().manual_seed(5 * 1_000_003 + 7))
     torch.manual_seed(11)
     with torch.no_grad():
         direct = sp_information(
-            module.net.sample_pre_noise,
-            x[idx],
-            y[idx],
-            sigma=0.1,
-            n_replicas=4,
-            n_mc=256,
+            module.net.sample_pre_noise, x[idx], y[idx], sigma=0.1, n_replicas=4, n_mc=256,
             n_mc_conditional=256,
-        )
-    assert {r[1] for r in rows} == {1, 2}
-    for epoch, layer, est, quantity, value, stderr in rows:
-        assert (epoch, est) == (7, "sp")
+        )  # fmt: skip
+    assert {v[0] for v in values} == {1, 2}
+    for layer, est, quantity, value, stderr in values:
+        assert est == "sp"
         assert value == pytest.approx(direct[layer - 1][quantity].value, abs=1e-12)
         assert stderr == pytest.approx(direct[layer - 1][quantity].stderr, abs=1e-12)
-        assert metrics[f"info/sp/layer{layer}/{quantity}"] == value
-    assert {r[3] for r in rows} >= {"I_XT", "I_TY", "h_T", "h_T_given_X"}
+    assert {v[2] for v in values} >= {"I_XT", "I_TY", "h_T", "h_T_given_X"}
 
 
 def test_information_callback_skips_deterministic_nets(setup, tmp_path):
-    trainer, _, _ = setup
-    module = ClassifierModule(noisy_mlp(beta=0.0), optimizer=torch.optim.Adam)
-    rows, metrics = InformationCallback(str(tmp_path)).measure(trainer, module, 0)
-    assert rows == [] and metrics == {}
+    module, dm = setup
+    det = ClassifierModule(noisy_mlp(beta=0.0), optimizer=torch.optim.Adam)
+    det.trainer = module.trainer
+    assert _measure(InformationCallback(str(tmp_path), **SP, **SCHEDULE), det, 0) == []
 
 
 def test_binned_callback_equals_binned_information(setup, tmp_path):
-    trainer, module, dm = setup
-    cb = BinnedCallback(str(tmp_path), scheme="width", bin_size=[0.05, 0.5], kde_noise_var=1e-2)
-    with measuring(module):
-        rows, metrics = cb.measure(trainer, module, epoch=3)
+    module, dm = setup
+    cb = BinnedCallback(str(tmp_path), **BINS, bin_size=[0.05, 0.5], kde_noise_var=1e-2, **SCHEDULE)
+    values = {(v[0], v[1], v[2]): v[3] for v in _measure(cb, module, 3)}
     x, y = dm.eval_set()
     with torch.no_grad():
         clean, _ = module.net.hidden_outputs(x, noise=False)
@@ -80,21 +83,20 @@ def test_binned_callback_equals_binned_information(setup, tmp_path):
         direct = binned_information(out.pre_noise, y, bin_size=[0.05, 0.5], scheme="width")
         for size in (0.05, 0.5):
             for q in ("H_T", "I_XT", "I_TY"):
-                key = f"info/bin:width:{size:g}/layer{layer}/{q}"
-                assert metrics[key] == pytest.approx(direct[size][q], abs=1e-12)
+                assert values[(layer, f"bin:width:{size:g}", q)] == pytest.approx(
+                    direct[size][q], abs=1e-12
+                )
         kde = kde_information(out.pre_noise, y, noise_var=1e-2)
-        assert metrics[f"info/kde_upper/layer{layer}/I_XT"] == pytest.approx(kde["I_XT_upper"])
-        assert metrics[f"info/kde_lower/layer{layer}/I_TY"] == pytest.approx(kde["I_TY_lower"])
-    # Noisy representations are binned too (β > 0); values differ from the noiseless ones.
-    noisy = [r for r in rows if r[2] == "bin_noisy:width:0.05" and r[3] == "H_T"]
-    assert len(noisy) == 2
+        assert values[(layer, "kde_upper", "I_XT")] == pytest.approx(kde["I_XT_upper"])
+        assert values[(layer, "kde_lower", "I_TY")] == pytest.approx(kde["I_TY_lower"])
+    # Noisy representations are binned too (β > 0).
+    assert sum(1 for k in values if k[1] == "bin_noisy:width:0.05" and k[2] == "H_T") == 2
 
 
 def test_clustering_callback_equals_clustering_scores(setup, tmp_path):
-    trainer, module, dm = setup
-    cb = ClusteringCallback(str(tmp_path), max_samples=300, seed=2)
-    with measuring(module):
-        _, metrics = cb.measure(trainer, module, epoch=0)
+    module, dm = setup
+    cb = ClusteringCallback(str(tmp_path), max_samples=300, **{**SCHEDULE, "seed": 2})
+    values = {(v[0], v[2]): v[3] for v in _measure(cb, module, 0)}
     x, y = dm.eval_set()
     with torch.no_grad():
         clean, _ = module.net.hidden_outputs(x, noise=False)
@@ -102,11 +104,48 @@ def test_clustering_callback_equals_clustering_scores(setup, tmp_path):
         clean[1].pre_noise, y, max_samples=300, generator=torch.Generator().manual_seed(2)
     )
     for name, value in direct.items():
-        assert metrics[f"cluster/layer2/{name}"] == pytest.approx(value, abs=1e-9)
+        assert values[(2, name)] == pytest.approx(value, abs=1e-9)
+
+
+def test_one_measurement_per_epoch_for_every_callback(setup, tmp_path, monkeypatch):
+    """Binned, clustering and representations at the same epoch: one noiseless pass and one
+    noisy pass in all, not one per callback; a new epoch measures afresh."""
+    module, _ = setup
+    calls = []
+    original = NoisyNetwork.representations
+
+    def counting(self, x, *, noise, **kw):
+        calls.append(noise)
+        return original(self, x, noise=noise, **kw)
+
+    monkeypatch.setattr(NoisyNetwork, "representations", counting)
+    cbs = [
+        BinnedCallback(str(tmp_path), **BINS, bin_size=[0.1], kde_noise_var=None, **SCHEDULE),
+        ClusteringCallback(str(tmp_path), max_samples=100, **SCHEDULE),
+        RepresentationsCallback(str(tmp_path), **SCHEDULE),
+    ]
+    for cb in cbs:
+        _measure(cb, module, 4)
+    assert sorted(calls) == [False, True]
+    assert module.measurement(4) is module.measurement(4)
+    _measure(cbs[1], module, 5)
+    assert sorted(calls) == [False, False, True]
+
+
+def test_measurement_holds_every_representation(setup):
+    module, dm = setup
+    m = Measurement(module.net, *dm.eval_set(), epoch=0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert m.widths == [4, 3] and m.beta == 0.1
+        assert [t.shape for t in m.noiseless] == [(4096, 4), (4096, 3)]
+        noise = m.noisy[0] - m.pre_noise[0]  # T = S + βZ: the noise has std β
+        assert 0.09 < float(noise.std()) < 0.11
+        assert len(m.sample_fn(m.inputs[:5])) == 2
 
 
 def test_measuring_restores_mode_and_rng(setup):
-    _, module, _ = setup
+    module, _ = setup
     module.train()
     torch.manual_seed(3)
     expected = torch.rand(3)
@@ -121,7 +160,7 @@ def test_gradient_phases_from_per_step_gradients(tmp_path):
     torch.manual_seed(0)
     net = noisy_mlp(hidden=[3], beta=0.0)
     module = ClassifierModule(net, optimizer=torch.optim.SGD)
-    cb = GradientPhasesCallback(str(tmp_path), every_n_epochs=1)
+    cb = GradientPhasesCallback(str(tmp_path), seed=0, every_n_epochs=1, n_points=None)
     cb._epochs = {1}
     trainer = SimpleNamespace(current_epoch=0)
     cb.on_train_epoch_start(trainer, module)
@@ -132,10 +171,24 @@ def test_gradient_phases_from_per_step_gradients(tmp_path):
         torch.nn.functional.cross_entropy(net(x), y).backward()
         grads.append(net.blocks[0][0].weight.grad.clone())
         cb.on_after_backward(trainer, module)
-    _, metrics = cb.measure(trainer, module, epoch=1)
+    values = {(v[0], v[2]): v[3] for v in cb.measure(None)}
+    assert cb.history == []  # measure returns values; only the schedule writes rows
     g = torch.stack(grads)
-    assert metrics["grad/layer1/mean_norm"] == pytest.approx(float(g.mean(0).norm()), rel=1e-5)
+    assert values[(1, "mean_norm")] == pytest.approx(float(g.mean(0).norm()), rel=1e-5)
     std = g.var(0, unbiased=False).sqrt().norm()
-    assert metrics["grad/layer1/std_norm"] == pytest.approx(float(std), rel=1e-4)
-    assert metrics["grad/layer1/snr"] == pytest.approx(float(g.mean(0).norm() / std), rel=1e-4)
-    assert {k.split("/")[1] for k in metrics} == {"layer1", "layer2"}  # hidden + read-out
+    assert values[(1, "std_norm")] == pytest.approx(float(std), rel=1e-4)
+    assert values[(1, "snr")] == pytest.approx(float(g.mean(0).norm() / std), rel=1e-4)
+    assert {k[0] for k in values} == {1, 2}  # hidden + read-out
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: InformationCallback(d, **{**SP, "n_replicas": 1}, **SCHEDULE),
+        lambda d: ClusteringCallback(d, max_samples=1, **SCHEDULE),
+        lambda d: BinnedCallback(d, **BINS, bin_size=None, kde_noise_var=None, **SCHEDULE),
+    ],
+)
+def test_bad_settings_fail_at_construction(make, tmp_path):
+    with pytest.raises(ValueError):
+        make(str(tmp_path))

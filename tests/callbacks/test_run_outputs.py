@@ -4,7 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infoflow.records import INFORMATION_COLUMNS, read_information, read_rows
+from infoflow.plots import draw_all
+from infoflow.records import RECORD_COLUMNS, read_records, read_rows
 from infoflow.train import run
 
 TINY = [
@@ -26,24 +27,37 @@ def _epochs(rows, estimator):
     return sorted({r["epoch"] for r in rows if r["estimator"] == estimator})
 
 
-def test_run_leaves_information_csv_metrics_and_figures(make_cfg):
-    cfg = make_cfg(*TINY, "trainer.max_epochs=3")
+def test_run_leaves_records_metrics_and_figures(make_cfg):
+    cfg = make_cfg(*TINY, "trainer.max_epochs=3", "seed=7")
     run(cfg)
     out = Path(cfg.paths.output_dir)
     csv_text = (out / "information.csv").read_text()
-    assert csv_text.splitlines()[0] == ",".join(INFORMATION_COLUMNS)
-    rows = read_information(out / "information.csv")
+    assert csv_text.splitlines()[0] == ",".join(RECORD_COLUMNS)
+    rows = read_records(out / "information.csv")
+    assert {r["seed"] for r in rows} == {7}
     # n_points=2 over 3 epochs: logspace gives 1 and 3; epoch 0 is always there.
     for est in ("sp", "bin:width:0.05", "bin:width:0.5", "bin_noisy:width:0.05", "kde_upper"):
         assert _epochs(rows, est) == [0, 1, 3], est
-    assert {r["layer"] for r in rows} == {1, 2}
+    assert _epochs(rows, "clustering") == [0, 1, 3]
+    assert _epochs(rows, "gradients") == [1, 3]  # epoch 0 has no gradients
+    assert {r["layer"] for r in rows if r["estimator"] != "gradients"} == {1, 2}
+    assert {r["layer"] for r in rows if r["estimator"] == "gradients"} == {1, 2, 3}  # + read-out
+    training = read_records(out / "training.csv")
+    assert {r["seed"] for r in training} == {7} and {r["layer"] for r in training} == {None}
+    by_name = {(r["estimator"], r["quantity"]): [] for r in training}
+    for r in training:
+        by_name[(r["estimator"], r["quantity"])].append(r["epoch"])
+    for name in ("loss", "acc"):  # completed epochs, as in information.csv
+        assert by_name[("train", name)] == by_name[("val", name)] == [1, 2, 3]
+    assert by_name[("train", "loss_noisy")] == [1, 2, 3]
     sp_ixt = [r for r in rows if r["estimator"] == "sp" and r["quantity"] == "I_XT"]
     assert all(r["stderr"] >= 0 for r in sp_ixt)
     # I(X;T) of a noisy layer is below the ceiling ln 4096 and above 0 (within errors).
     assert all(-0.1 < r["value"] < 8.32 for r in sp_ixt)
 
-    metrics = read_rows(out / "metrics.csv")
+    metrics = read_rows(out / "metrics.csv")  # a sink of the same rows: epochs agree
     columns = set(metrics[0])
+    assert sorted(int(r["epoch"]) for r in metrics if r.get("train/loss")) == [1, 2, 3]
     for key in (
         "info/sp/layer1/I_XT",
         "info/bin:width:0.05/layer2/H_T",
@@ -59,7 +73,13 @@ def test_run_leaves_information_csv_metrics_and_figures(make_cfg):
         "epoch_000001.npz",
         "epoch_000003.npz",
     ]
-    assert (out / "histograms.csv").is_file()
+    assert (out / "histograms.csv").is_file() and (out / "ib_curve.csv").is_file()
+    assert {"gradients.png", "clustering.png", "histograms.png"} <= pngs
+
+    # The figures read only infoflow's records: without Lightning's metrics.csv they are the same.
+    before = {p.name: p.read_bytes() for p in (out / "plots").glob("*.png")}
+    (out / "metrics.csv").unlink()
+    assert {p.name: p.read_bytes() for p in draw_all(out)} == before
 
     proc = subprocess.run(
         [sys.executable, "-m", "infoflow.plot", str(out)], capture_output=True, text=True
@@ -75,16 +95,18 @@ def test_resume_from_checkpoint_keeps_the_history(make_cfg, tmp_path):
         *TINY, "trainer.max_epochs=4", f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}/second"
     )
     run(second)
-    rows = read_information(tmp_path / "second/information.csv")
+    rows = read_records(tmp_path / "second/information.csv")
     # First run measured 0, 1, 2; the resumed one adds 4 (its schedule is 0, 1, 4) and
     # re-measures nothing it already had.
     assert _epochs(rows, "sp") == [0, 1, 2, 4]
-    keys = [(r["epoch"], r["layer"], r["estimator"], r["quantity"]) for r in rows]
+    keys = [(r["seed"], r["epoch"], r["layer"], r["estimator"], r["quantity"]) for r in rows]
     assert len(keys) == len(set(keys))
 
     # Every row of the first run is carried over unchanged (grouped by callback, not by time).
     def canonical(rs):
-        return {tuple(str(r[c]) for c in INFORMATION_COLUMNS) for r in rs}
+        return {tuple(str(r[c]) for c in RECORD_COLUMNS) for r in rs}
 
-    first_rows = read_information(tmp_path / "first/information.csv")
+    first_rows = read_records(tmp_path / "first/information.csv")
     assert canonical(first_rows) == canonical(r for r in rows if r["epoch"] <= 2)
+    training = read_records(tmp_path / "second/training.csv")
+    assert sorted({r["epoch"] for r in training}) == [1, 2, 3, 4]

@@ -1,0 +1,59 @@
+"""The per-epoch training record: losses and accuracies as rows of ``training.csv``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from callbacks.schedule import emit
+from infoflow.records import RECORD_COLUMNS, TRAINING_FILE, append_rows
+
+
+class TrainingRecordCallback(pl.Callback):
+    """After every training epoch e (counted from 1: completed epochs, as everywhere), takes the
+    module's :meth:`~infoflow.models.module.ClassifierModule.epoch_record` and emits it as rows
+    ``(seed, e, , <split>, <quantity>, value, )`` of ``training.csv``, to the loggers, and to
+    ``trainer.callback_metrics`` (the progress bar, the run's returned metrics).
+
+    The rows written so far are kept in ``state_dict``: a run resumed in a new directory starts
+    its ``training.csv`` with the full history.
+    """
+
+    def __init__(self, output_dir: str, *, seed: int) -> None:
+        super().__init__()
+        self.output_dir = Path(output_dir)
+        self.seed = seed
+        self.history: list[tuple] = []
+        self._restored = False
+
+    @property
+    def csv_path(self) -> Path:
+        return self.output_dir / TRAINING_FILE
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self._restored and self.history and trainer.is_global_zero:
+            append_rows(self.csv_path, RECORD_COLUMNS, self.history)
+        self._restored = False
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        record = module.epoch_record()
+        if not record:
+            return
+        module.log_dict(record, logger=False)  # callback_metrics only; loggers get the rows
+        if not trainer.is_global_zero:
+            return
+        epoch = trainer.current_epoch + 1
+        rows = []
+        for name, value in sorted(record.items()):
+            split, quantity = name.split("/", 1)
+            rows.append((self.seed, epoch, None, split, quantity, value, None))
+        self.history.extend(rows)
+        emit(trainer, self.csv_path, rows, epoch)
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = [tuple(r) for r in state_dict["history"]]
+        self._restored = True
