@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from infoflow.records import INFORMATION_COLUMNS, append_rows
+from infoflow.records import RECORD_COLUMNS, append_rows
 from infoflow.report import aggregate, group_keys, main, read_sweep, swept_keys
 from infoflow.sweep import STATUS_FILE, job_dirname, read_status, write_json_atomic
 from tests.conftest import ROOT, run_cli
@@ -33,10 +33,12 @@ def info_rows(beta: float, seed: int, epochs=EPOCHS, sizes=(0.05, 0.1)) -> list[
     for e in epochs:
         for k in (1, 2):
             rows += [
-                (e, k, "sp", "I_XT", i_xt(beta, seed, k, e), 0.01),
-                (e, k, "sp", "I_TY", 0.1 * e / 10 + 0.01 * k, 0.002),
+                (seed, e, k, "sp", "I_XT", i_xt(beta, seed, k, e), 0.01),
+                (seed, e, k, "sp", "I_TY", 0.1 * e / 10 + 0.01 * k, 0.002),
             ]
-            rows += [(e, k, f"bin:width:{s:g}", "H_T", 8.0 - s * k - 0.01 * e, None) for s in sizes]
+            rows += [
+                (seed, e, k, f"bin:width:{s:g}", "H_T", 8.0 - s * k - 0.01 * e, None) for s in sizes
+            ]
     return rows
 
 
@@ -70,9 +72,11 @@ def make_run(
     }
     (job / "config.yaml").write_text(yaml.safe_dump(config))
     (job / ".infoflow_run").write_text("pid 1\n")
-    append_rows(job / "information.csv", INFORMATION_COLUMNS, rows)
-    last = max(r[0] for r in rows)
-    (job / "metrics.csv").write_text(f"epoch,step,val/loss,val/acc\n{last},10,0.5,0.8\n")
+    append_rows(job / "information.csv", RECORD_COLUMNS, rows)
+    last = max(r[1] for r in rows)
+    training = [(seed, e, None, "val", q, v * e / last, None) for e in (1, last)
+                for q, v in (("loss", 0.5), ("acc", 0.8))]  # fmt: skip
+    append_rows(job / "training.csv", RECORD_COLUMNS, training)
     return job
 
 
@@ -111,16 +115,25 @@ def test_sweep_csv_holds_every_runs_rows_with_its_swept_values(tmp_path, capsys)
     code, out, err = run_report(sweep, capsys)
     assert code == 0, err
     rows = read_csv(sweep / "sweep.csv")
-    assert list(rows[0]) == ["run", "noise.beta", "seed", *INFORMATION_COLUMNS]
+    assert list(rows[0]) == ["run", "noise.beta", *RECORD_COLUMNS]
     expected = []
     for job in sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir()):
         beta, seed = (
             i.split("=")[1] for i in yaml.safe_load((job / ".hydra/overrides.yaml").open())
         )
         for r in read_csv(job / "information.csv"):
-            expected.append({"run": job.name, "noise.beta": beta, "seed": seed, **r})
+            assert r["seed"] == seed  # each record carries its run's seed
+            expected.append({"run": job.name, "noise.beta": beta, **r})
     assert rows == expected
     assert "6 runs: 6 completed" in out and "noise.beta (0.01, 0.05); seed (0, 1, 2)" in out
+
+
+def test_runs_csv_takes_final_metrics_from_the_training_records(tmp_path, capsys):
+    sweep = beta_seed_sweep(tmp_path, betas=(0.01,), seeds=(0,))
+    assert run_report(sweep, capsys)[0] == 0
+    (run,) = read_csv(sweep / "report" / "runs.csv")
+    assert float(run["val/loss"]) == 0.5 and float(run["val/acc"]) == 0.8  # the last epoch's
+    assert run["train/loss"] == "" and run["last_epoch"] == "10"
 
 
 def test_curves_are_mean_std_median_across_seeds(tmp_path, capsys):
@@ -227,7 +240,8 @@ def test_the_report_writes_only_sweep_csv_and_report(tmp_path, capsys):
 
 def _garbage_information(sweep: Path) -> None:
     job = next(p for p in sweep.iterdir() if p.name.startswith("0_"))
-    (job / "information.csv").write_text("epoch,layer\nnot,a number\n")
+    path = job / "information.csv"
+    path.write_text(path.read_text().replace("\n0,", "\nzero,", 1))  # the seed of row 2
 
 
 def _lr_differs_within_a_group(sweep: Path) -> None:
@@ -251,7 +265,7 @@ def _empty(sweep: Path) -> None:
     [
         (False, _nothing, "no such directory"),
         (False, _empty, "no runs found"),
-        (True, _garbage_information, "cannot parse"),
+        (True, _garbage_information, "information.csv, row 2: invalid literal for int()"),
         (True, _lr_differs_within_a_group, "disagree on optimizer.lr (0.0004 vs 0.001)"),
         (True, _duplicate_run, "have the same swept values (noise.beta=0.01, seed=0)"),
     ],
@@ -300,7 +314,7 @@ def test_report_on_a_real_sweep_with_failed_jobs(tmp_path, capsys):
     rows = read_csv(sweep / "sweep.csv")
     for job in (p for p in sweep.iterdir() if (p / "information.csv").exists()):
         own = read_csv(job / "information.csv")
-        assert [{k: r[k] for k in INFORMATION_COLUMNS} for r in rows if r["run"] == job.name] == own
+        assert [{k: r[k] for k in RECORD_COLUMNS} for r in rows if r["run"] == job.name] == own
         size = dict(o.split("=", 1) for o in read_status(job / STATUS_FILE)["overrides"])
         # A scalar bin size on the command line works like a one-element list.
         assert {r["estimator"] for r in own if r["estimator"].startswith("bin:")} == {

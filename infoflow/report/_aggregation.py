@@ -1,0 +1,101 @@
+"""Across seeds: curves per group, and peak, final and compression of I(X;T_ℓ)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from infoflow.report._consistency import group_of
+from infoflow.report._reading import Run
+
+
+def _stats(values: Sequence[float]) -> tuple[int, float, float, float]:
+    """(n, mean, std with ddof=1 (NaN for n < 2), median) of the finite values."""
+    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if not len(arr):
+        return 0, math.nan, math.nan, math.nan
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
+    return len(arr), float(arr.mean()), std, float(np.median(arr))
+
+
+def aggregate(runs: Sequence[Run], keys: Sequence[str]) -> dict[tuple, dict]:
+    """``{group values: {(estimator, quantity, layer): Curve}}`` across seeds.
+
+    Runs of one group with the same seed (e.g. separate runs per bin size, merged for the binned
+    figure) count once: their values are averaged first.
+    """
+    from infoflow.plots.sweep import Curve
+
+    acc: dict[tuple, dict] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for run in runs:
+        g = group_of(run, keys)
+        for r in run.rows:
+            acc[g][(r["estimator"], r["quantity"], r["layer"], r["epoch"])][run.seed].append(
+                r["value"]
+            )
+    out: dict[tuple, dict] = {}
+    for g, cells in acc.items():
+        series: dict[tuple, list] = defaultdict(list)
+        for (est, q, layer, epoch), by_seed in cells.items():
+            seeds = [float(np.mean(v)) for v in by_seed.values()]
+            series[(est, q, layer)].append((epoch, *_stats(seeds)))
+        out[g] = {
+            key: Curve(*(np.array(col) for col in zip(*sorted(pts), strict=True)))
+            for key, pts in series.items()
+        }
+    return dict(sorted(out.items(), key=lambda kv: _sort_key(kv[0])))
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _sort_key(values: Sequence[str]) -> tuple:
+    return tuple((0, n, "") if (n := _number(v)) is not None else (1, 0.0, v) for v in values)
+
+
+def main_estimator(runs: Sequence[Run]) -> str | None:
+    """``sp`` if any run has its I_XT, else the first noiseless binned estimator, else any."""
+    from infoflow.plots.epochs import main_estimator as pick
+
+    return pick([r for run in runs for r in run.rows])
+
+
+def peak_final(run: Run, estimator: str) -> dict[int, dict[str, float]]:
+    """Per layer: peak and final I(X;T_ℓ) and compression = peak − final (nats)."""
+    by_layer: dict[int, dict[int, float]] = defaultdict(dict)
+    for r in run.rows:
+        if r["estimator"] == estimator and r["quantity"] == "I_XT" and math.isfinite(r["value"]):
+            by_layer[r["layer"]][r["epoch"]] = r["value"]
+    out = {}
+    for layer, points in by_layer.items():
+        peak, final = max(points.values()), points[max(points)]
+        out[layer] = {"peak": peak, "final": final, "compression": peak - final}
+    return out
+
+
+def compression_table(
+    runs: Sequence[Run], keys: Sequence[str], estimator: str
+) -> list[dict[str, Any]]:
+    """Rows (group values, layer, measure, n, mean, std, median) from the finished runs."""
+    acc: dict[tuple, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.finished:
+            for layer, measures in peak_final(run, estimator).items():
+                for measure, value in measures.items():
+                    acc[(group_of(run, keys), layer, measure)].append(value)
+    rows = []
+    for (g, layer, measure), values in sorted(acc.items(), key=lambda kv: _sort_key(kv[0][0])):
+        n, mean, std, median = _stats(values)
+        rows.append(
+            {**dict(zip(keys, g, strict=True)), "estimator": estimator, "layer": layer,
+             "measure": measure, "n": n, "mean": mean, "std": std, "median": median}
+        )  # fmt: skip
+    return rows

@@ -1,0 +1,80 @@
+"""The sweep's figures (:mod:`infoflow.plots.sweep`) from the aggregated records."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from infoflow.report._aggregation import _number, aggregate
+from infoflow.report._consistency import group_keys, group_label
+from infoflow.report._reading import Run
+
+log = logging.getLogger(__name__)
+
+
+def _labelled(curves: Mapping[tuple, Mapping], keys: Sequence[str]) -> dict[str, Mapping]:
+    return {group_label(keys, g): c for g, c in curves.items()}
+
+
+def _dependence_points(table: Sequence[Mapping], keys: Sequence[str]) -> tuple[str, dict] | None:
+    """(x key, {label of the other keys: points}): x is the first swept key that is a number."""
+    from infoflow.plots.sweep import Dependence
+
+    numeric = [k for k in keys if table and all(_number(r[k]) is not None for r in table)]
+    if not numeric:
+        return None
+    x_key, others = numeric[0], [k for k in keys if k != numeric[0]]
+    points: dict[str, list] = defaultdict(list)
+    for r in table:
+        label = group_label(others, [r[k] for k in others]) if others else ""
+        points[label].append(
+            Dependence(float(r[x_key]), r["layer"], r["measure"], r["n"], r["mean"], r["std"])
+        )
+    return x_key, dict(points)
+
+
+def draw_figures(
+    out: Path,
+    runs: Sequence[Run],
+    swept: Sequence[str],
+    estimator: str | None,
+    table: Sequence[Mapping],
+    units: str,
+) -> list[Path]:
+    """Every sweep figure there is data for, into ``out``; a figure that fails is logged."""
+    from infoflow.plots import plane_filename, save_figure
+    from infoflow.plots import sweep as figs
+
+    keys = group_keys(swept)
+    curves = _labelled(aggregate(runs, keys), keys)
+    bin_keys = [k for k in keys if not k.startswith("estimator.")]  # bin sizes side by side
+    jobs: list[tuple[str, Any]] = []
+    if estimator is not None:
+        stem = plane_filename(estimator).removeprefix("information_plane_")
+        jobs.append(
+            (f"information_vs_epoch_{stem}",
+             lambda: figs.sweep_information_figure(curves, estimator, units=units))
+        )  # fmt: skip
+        jobs.append(
+            (plane_filename(estimator),
+             lambda: figs.sweep_plane_figure(curves, estimator, units=units))
+        )  # fmt: skip
+    dep = _dependence_points(table, keys)
+    if dep is not None and estimator is not None:
+        jobs.append(
+            (f"dependence_{dep[0]}.png",
+             lambda: figs.dependence_figure(dep[1], dep[0], estimator, units=units))
+        )  # fmt: skip
+    if any(r["estimator"].startswith("bin") for run in runs for r in run.rows):
+        binned = _labelled(aggregate(runs, bin_keys), bin_keys)
+        jobs.append(("binned_vs_epoch.png", lambda: figs.sweep_binned_figure(binned, units=units)))
+    written = []
+    for name, build in jobs:
+        try:
+            written.append(save_figure(build(), out / name))
+        except Exception as exc:  # one figure's problem must not cost the others
+            log.warning("could not draw %s: %s: %s", name, type(exc).__name__, exc)
+    return written
