@@ -18,6 +18,7 @@ that compose configs themselves (tests, notebooks).
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import math
 import os
@@ -31,7 +32,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
-from infoflow.errors import ConfigError, exit_for_user  # noqa: F401 - ConfigError re-exported
+from infoflow.errors import ConfigError, exit_for_user, one_line  # noqa: F401 - ConfigError re-exported
 from infoflow.rundir import check_unclaimed, register_resolvers  # noqa: F401 - re-exported
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -439,9 +440,15 @@ def _plain(cfg: DictConfig, key: str) -> Any:
 @cache
 def _parameters(target: str) -> frozenset[str] | None:
     """The keyword arguments ``target`` takes, or None when it takes any (``**kwargs``)."""
-    from hydra.utils import get_object
-
-    obj = get_object(target)
+    module, _, name = target.rpartition(".")
+    try:  # quietly: Hydra's locate logs its errors
+        obj = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if not exc.name or not f"{module}.".startswith(f"{exc.name}."):
+            raise  # the module exists but is broken: a bug, not bad input
+        raise LookupError(f"no module {exc.name}") from None
+    except (AttributeError, ValueError) as exc:
+        raise LookupError(one_line(exc)) from None
     params = inspect.signature(obj).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
@@ -467,7 +474,7 @@ def _check_components(cfg: DictConfig) -> None:
             raise ConfigError(f"{prefix}._target_", None, "every component needs a _target_ class")
         try:
             known = _parameters(str(target))
-        except Exception as exc:  # noqa: BLE001 - import or signature errors
+        except LookupError as exc:
             raise ConfigError(f"{prefix}._target_", target, f"cannot import it: {exc}") from None
         extra = [k for k in node if not k.startswith("_") and known is not None and k not in known]
         if prefix == "model":

@@ -24,7 +24,7 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:
-        super().__init__(f"invalid config: {key}={show_value(value)} ({allowed})")
+        super().__init__(one_line(f"invalid config: {key}={show_value(value)} ({allowed})"))
         self.key, self.value = key, value
 
 

@@ -1,0 +1,154 @@
+"""Bad values across the schema: every one is one line naming the key, before anything is built.
+
+The fast test checks each case in-process (compose + :func:`infoflow.checks.check_config`); the
+slow one runs ``python -m infoflow <case>`` for every case in an empty folder and asserts one line
+on stderr, exit status 1, no traceback and nothing left on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from infoflow.checks import ConfigError, check_config
+
+# key -> bad values, as typed on the command line (a leading "+" adds a key the config lacks).
+BAD: dict[str, list[str]] = {
+    "seed": ["-1", "1.5", "abc", "true", "4294967296"],
+    "threads": ["0", "-2", "1.5", "x"],
+    "ckpt_path": ["/no/such.ckpt", "''"],
+    "noise.beta": ["-1", "inf", "nan", "-inf", "x", "true", "[0.1]"],
+    "noise.at_eval": ["maybe", "1"],
+    "dataset.batch_size": ["0", "-5", "1.5", "x"],
+    "dataset.train_fraction": ["0", "1.5", "-0.1", "inf", "x"],
+    "dataset.eval_on": ["x", "1"],
+    "dataset.seed": ["3"],
+    "model.hidden": ["[]", "[0]", "[10,-1]", "x", "[1.5]", "5"],
+    "model.activation": ["sigmoid", "1", "''"],
+    "model.orth_alpha": ["-1", "inf", "x"],
+    "model.in_features": ["0", "x"],
+    "model.n_classes": ["1"],
+    "optimizer.lr": ["0", "-1", "inf", "nan", "x"],
+    "+optimizer.weight_decay": ["-1"],
+    "estimator.n_points": ["1", "0", "-3", "2.5"],
+    "estimator.every_n_epochs": ["0", "-1", "x"],
+    "estimator.n_replicas": ["1", "0", "x"],
+    "estimator.n_inputs": ["0", "-1", "1.5"],
+    "estimator.n_mc": ["1", "0"],
+    "estimator.sp_max_width": ["0", "x"],
+    "estimator.bin_scheme": ["x", "1"],
+    "estimator.bin_size": ["-1", "0", "[]", "[0.1,-1]", "inf", "x"],
+    "estimator.bin_range": ["[1,0]", "[0]", "x", "[0,inf]"],
+    "estimator.binned_noisy": ["x"],
+    "estimator.kde_noise_var": ["0", "-1", "nan"],
+    "estimator.cluster_samples": ["1", "0", "x"],
+    "trainer.max_epochs": ["0", "-1", "2.5", "x"],
+    "trainer.accelerator": ["x", "gpu", "tpu"],
+    "trainer.devices": ["0", "x", "-2"],
+    "trainer.num_nodes": ["0"],
+    "trainer.precision": ["8", "x"],
+    "trainer.limit_train_batches": ["0", "1.5", "-1"],
+    "trainer.limit_val_batches": ["-1", "1.5"],
+    "trainer.check_val_every_n_epoch": ["0"],
+    "trainer.num_sanity_val_steps": ["-2"],
+    "trainer.log_every_n_steps": ["0"],
+    "trainer.enable_progress_bar": ["x"],
+    "trainer.enable_model_summary": ["2"],
+    "trainer.deterministic": ["x"],
+    "trainer.strategy": ["''"],
+    "trainer.default_root_dir": ["/elsewhere"],
+    "+trainer.gradient_clip_val": ["1"],
+    "+trainer.accumulate_grad_batches": ["2"],
+    "+trainer.no_such_option": ["1"],
+    "callbacks.binned.bin_size": ["-1", "0.1"],
+    "callbacks.clustering.max_samples": ["1"],
+    "callbacks.information.n_replicas": ["1"],
+    "callbacks.information.seed": ["3"],
+    "callbacks.information.n_points": ["1", "x"],
+    "callbacks.binned.every_n_epochs": ["0"],
+    "callbacks.plots.units": ["x"],
+    "callbacks.plots.max_fraction": ["0", "2"],
+    "callbacks.plots.min_interval_s": ["-1"],
+    "callbacks.plots._target_": ["nope.Nope", "callbacks.plots.Nope"],
+    "+callbacks.plots.no_such_arg": ["1"],
+    "callbacks.model_checkpoint.save_top_k": ["-2"],
+    "callbacks.model_checkpoint.every_n_epochs": ["-1"],
+    "logger.wandb.project": ["''"],
+    "logger.wandb.log_model": ["x"],
+    "logger.csv.save_dir": ["/elsewhere"],
+    "paths.data_dir": ["''"],
+}
+# Keys of the MNIST CNN, composed with model=mnist_cnn.
+BAD_MNIST: dict[str, list[str]] = {
+    "model.dropout": ["1.0", "-0.1"],
+    "model.kernel_size": ["4", "0"],
+    "model.channels": ["[32]", "[32,0]"],
+    "dataset.val_size": ["0"],
+    "dataset.download": ["maybe"],
+}
+# Values that are each fine but wrong together: (overrides, the key the message names).
+BAD_TOGETHER = [
+    (["estimator.n_bins=5"], "estimator.bin_size"),
+    (["estimator.bin_scheme=adaptive"], "estimator.bin_size"),
+    (["estimator.n_points=null"], "estimator.n_points"),
+    (["callbacks.clustering.n_points=null"], "callbacks.clustering.n_points"),
+]
+
+
+def _cases() -> list[tuple[list[str], str]]:
+    cases = []
+    for table, pre in ((BAD, []), (BAD_MNIST, ["model=mnist_cnn"])):
+        for key, values in table.items():
+            cases += [([*pre, f"{key}={v}"], key.lstrip("+")) for v in values]
+    return cases + BAD_TOGETHER
+
+
+CASES = _cases()
+
+
+def test_the_fuzz_is_wide():
+    keys = {key for _, key in CASES}
+    assert len(keys) >= 60 and len(CASES) >= 150, (len(keys), len(CASES))
+
+
+@pytest.mark.parametrize(("overrides", "key"), CASES, ids=[" ".join(o) for o, _ in CASES])
+def test_bad_value_is_one_line_naming_the_key(make_cfg, overrides, key):
+    with pytest.raises(ConfigError) as err:
+        check_config(make_cfg(*overrides))
+    message = str(err.value)
+    assert "\n" not in message and f"invalid config: {key}=" in message, message
+    assert message.endswith(")")  # says what is allowed
+
+
+def _run(tmp: Path, overrides: list[str]) -> tuple[int, str, list[str]]:
+    cwd = tmp / "_".join(overrides).replace("/", "|")[:100]
+    cwd.mkdir()
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "infoflow", *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc.returncode, proc.stderr, [str(p) for p in cwd.rglob("*")]
+
+
+@pytest.mark.slow
+def test_every_bad_value_on_the_command_line(tmp_path):
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda c: _run(tmp_path, c[0]), CASES))
+    bad = []
+    for (overrides, key), (code, err, left) in zip(CASES, results, strict=True):
+        lines = err.strip().splitlines()
+        one = len(lines) == 1 and lines[0].startswith(f"infoflow: error: invalid config: {key}=")
+        if code != 1 or not one or "Traceback" in err or left:
+            bad.append(f"{' '.join(overrides)}: exit {code}, left {left}, stderr {err[-300:]!r}")
+    assert not bad, "\n".join(bad)
