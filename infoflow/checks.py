@@ -276,7 +276,11 @@ SCHEMA: dict[str, Spec] = {
     "logger.*.log_model": any_of(boolean(), choice("all"), allowed="allowed: true, false, all"),
     "logger.*.offline": boolean(),
     "logger.*.tags": list_of(text(), "a list of strings"),
-    # callbacks: schedules, then each callback's own settings
+    # callbacks: switched off, schedules, then each callback's own settings
+    "callbacks.*": Spec(
+        lambda v: v is None, "null switches a callback off; set its fields instead"
+    ),
+    "logger.*": Spec(lambda v: v is None, "null switches a logger off; set its fields instead"),
     "callbacks.*.output_dir": text(),
     "callbacks.*.n_points": integer(2).or_null(),
     "callbacks.*.every_n_epochs": integer(0).or_null(),  # model_checkpoint: 0 = only at the end

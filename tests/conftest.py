@@ -1,8 +1,15 @@
-"""Shared fixtures: compose the app's config into a temp dir, run the CLI in a subprocess."""
+"""Shared fixtures: compose the app's config into a temp dir, run the CLI in a subprocess.
+
+Test tiers: a test that starts a process (the CLI, a multirun, another Python) is marked ``slow``,
+explicitly or, when its body or one of its fixtures calls one of the process starters below, by
+:func:`pytest_collection_modifyitems`; ``pytest -m "not slow"`` runs everything else.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -17,6 +24,32 @@ from infoflow.rundir import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
+_STARTS_A_PROCESS = re.compile(
+    r"\b(run_cli|_cli|multirun|subprocess\.(run|Popen|check_call|check_output)|_start)\("
+)
+
+
+def _starts_a_process(item: pytest.Item) -> bool:
+    """Whether the test's own body, or a fixture it uses, starts a process."""
+    funcs = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    if info is not None:
+        funcs += [d.func for defs in info.name2fixturedefs.values() for d in defs]
+    for func in funcs:
+        try:
+            source = inspect.getsource(func) if func is not None else ""
+        except (OSError, TypeError):
+            continue
+        body = source.split(":", 1)[-1]  # not the def line (a test named ..._run(...))
+        if _STARTS_A_PROCESS.search(body):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "slow" not in item.keywords and _starts_a_process(item):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

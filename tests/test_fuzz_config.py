@@ -76,6 +76,7 @@ BAD: dict[str, list[str]] = {
     "callbacks.plots.min_interval_s": ["-1"],
     "callbacks.plots._target_": ["nope.Nope", "callbacks.plots.Nope"],
     "+callbacks.plots.no_such_arg": ["1"],
+    "callbacks.plots": ["5"],
     "callbacks.model_checkpoint.save_top_k": ["-2"],
     "callbacks.model_checkpoint.every_n_epochs": ["-1"],
     "logger.wandb.project": ["''"],
