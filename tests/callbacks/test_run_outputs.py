@@ -4,8 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infoflow.plots import draw_all
-from infoflow.records import RECORD_COLUMNS, read_records, read_rows
+from infoflow.plots.data import szt_references
+from infoflow.records import IB_CURVE_COLUMNS, RECORD_COLUMNS, read_records, read_rows
 from infoflow.train import run
 
 TINY = [
@@ -73,7 +76,12 @@ def test_run_leaves_records_metrics_and_figures(make_cfg):
         "epoch_000001.npz",
         "epoch_000003.npz",
     ]
-    assert (out / "histograms.csv").is_file() and (out / "ib_curve.csv").is_file()
+    assert (out / "histograms.csv").is_file()
+    # The IB curve of SZT's p(x, y): the diagonal up to H(Y), then flat up to H(X) = ln 4096.
+    curve = read_records(out / "ib_curve.csv", IB_CURVE_COLUMNS)
+    h_x, h_y = szt_references()
+    assert curve[0]["i_xt"] == curve[0]["i_ty"] == 0.0
+    assert curve[-1]["i_xt"] == pytest.approx(h_x) and curve[-1]["i_ty"] == pytest.approx(h_y)
     assert {"gradients.png", "clustering.png", "histograms.png"} <= pngs
 
     # The figures read only infoflow's records: without Lightning's metrics.csv they are the same.
