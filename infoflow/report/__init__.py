@@ -1,11 +1,14 @@
 """`python -m infoflow.report SWEEP_DIR`: one table and figures for all runs of a sweep.
 
-Reads every job directory under SWEEP_DIR (a Hydra multirun folder): its ``information.csv``,
-resolved ``config.yaml``, ``metrics.csv``, ``.hydra/overrides.yaml`` and ``status.json``. Writes
+Reads every job directory under SWEEP_DIR (a Hydra multirun folder): its records
+(``information.csv``, ``training.csv``: :mod:`infoflow.records`), resolved ``config.yaml``,
+``.hydra/overrides.yaml`` and ``status.json`` — never a logger's files. Writes
 
-* ``SWEEP_DIR/sweep.csv``: every run's information rows (epoch, layer, estimator, quantity, value,
-  stderr; nats) with a ``run`` column (the job's folder), one column per swept key and ``seed``;
-* ``SWEEP_DIR/report/``: ``runs.csv`` (status, error, last epoch and final metrics of each run),
+* ``SWEEP_DIR/sweep.csv``: every run's information rows (the record schema: seed, epoch, layer,
+  estimator, quantity, value, stderr; nats) after a ``run`` column (the job's folder) and one
+  column per swept key but the seed;
+* ``SWEEP_DIR/report/``: ``runs.csv`` (status, error, last epoch and the final losses and
+  accuracies of each run's training record),
   ``curves.csv`` (mean, std, median across seeds per group, estimator, quantity, layer, epoch),
   ``compression.csv`` (peak, final and peak − final of I(X;T_ℓ) across seeds) and the PNGs of
   :mod:`infoflow.plots.sweep`;
@@ -20,10 +23,13 @@ figures compare. A sweep that is still running or partly failed is reported from
 failed runs are named with their error, runs without records are listed as missing.
 
 **Bad input** (one line on stderr, exit status 1): SWEEP_DIR missing, a run directory rather than
-a sweep, or holding no runs; an ``information.csv`` that cannot be parsed; two runs with the same
+a sweep, or holding no runs; a record file that cannot be read (named with its row); two runs with the same
 swept values (e.g. two sweeps in one folder); runs that differ only in their seed but whose
 resolved configs disagree on another key (paths, logger names and copies of the seed aside): such
 runs are not replicates of one setting (a default changed between them, or another code version).
+
+Modules: ``_reading`` (job directories), ``_consistency`` (swept keys, groups, replicate checks),
+``_aggregation`` (across seeds), ``_tables``, ``_figures``, ``_wandb``, ``_cli``.
 """
 
 from infoflow.report._aggregation import aggregate, compression_table, main_estimator, peak_final
