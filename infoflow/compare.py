@@ -53,9 +53,7 @@ def layer_similarities(
     """Within- and between-class cosine similarities of each hidden layer of ``run``'s network;
     the sample of inputs depends only on ``seed`` and ``len(x)``, so it is the same for every run."""
     out = []
-    with torch.no_grad():
-        layers = Measurement(run.net, x, y, epoch=-1).noiseless  # -1: a finished run's net
-    for h in layers:
+    for h in Measurement(run.net, x, y, epoch=-1).noiseless:  # -1: a finished run's net
         gen = torch.Generator().manual_seed(seed)
         w, b = cosine_similarity_distributions(h, y, max_samples=max_samples, generator=gen)
         out.append(LayerSimilarities(w.numpy(), b.numpy()))

@@ -28,8 +28,8 @@ class EvaluationData(Protocol):
 
 class Measurement:
     """One scheduled epoch's view of the network on the evaluation set, shared by every measuring
-    callback: each representation is computed at most once, on first use (under the caller's
-    ``torch.no_grad``), and kept until the next epoch.
+    callback: each representation is computed at most once, on first use, without gradients, and
+    kept until the next epoch. The caller sets the mode (``callbacks.schedule.measuring``: eval).
 
     Attributes:
         epoch: completed training epochs.
@@ -46,11 +46,13 @@ class Measurement:
         self.sample_fn: Callable[[torch.Tensor], list[torch.Tensor]] = net.sample_pre_noise
 
     @cached_property
+    @torch.no_grad()
     def noiseless(self) -> list[torch.Tensor]:
         """Every hidden layer's S_ℓ with the noise off everywhere, flattened to (n, d_ℓ)."""
         return [o.pre_noise for o in self._net.representations(self.inputs, noise=False)]
 
     @cached_property
+    @torch.no_grad()
     def _noisy_pass(self) -> list:
         return self._net.representations(self.inputs, noise=True)
 
@@ -65,6 +67,7 @@ class Measurement:
         return [o.noisy for o in self._noisy_pass]
 
     @cached_property
+    @torch.no_grad()
     def widths(self) -> list[int]:
         """d_ℓ of every hidden layer (one input propagated)."""
         return [
