@@ -12,10 +12,10 @@ Schema (:data:`RECORD_COLUMNS`), one row per value::
 * ``estimator``: what produced the value — ``sp``, ``bin:<scheme>:<size>``,
   ``bin_noisy:<scheme>:<size>``, ``kde_upper``, ``kde_lower``, ``clustering``, ``gradients``; in
   ``training.csv`` the data split: ``train`` (noiseless pass over the training set, or noise on for
-  ``loss_noisy``), ``val``, or another validation loader's name.
+  ``*_noisy``), ``val``, or another validation loader's name.
 * ``quantity``: ``I_XT``, ``I_TY``, ``h_T``, ``h_T_given_X``, ``H_T`` (nats); clustering scores
   (``distance_ratio``, ``silhouette``, ``cos_within_mean``, ...); gradient ``mean_norm``,
-  ``std_norm``, ``snr``; training ``loss`` (nats), ``acc``, ``loss_noisy``.
+  ``std_norm``, ``snr``; training ``loss`` (nats), ``acc``, ``loss_noisy``, ``acc_noisy``.
 * ``value``, ``stderr``: numbers; empty is NaN (no standard error given).
 
 Two files share this schema and :func:`read_records`: ``information.csv`` (the measurements, at the

@@ -80,8 +80,9 @@ class ClassifierModule(pl.LightningModule):
 
     Summed on the device and handed over once per epoch by :meth:`epoch_record` (a per-step
     ``self.log`` costs more than an SZT step): ``train/loss_noisy`` (the training objective, noise
-    on), and from the noiseless validation pass ``train/loss``, ``train/acc``, ``val/loss``,
-    ``val/acc``. The module logs nothing itself: the callbacks turn records into logged values.
+    on) and ``train/acc_noisy``, and from the noiseless validation pass ``train/loss``,
+    ``train/acc``, ``val/loss``, ``val/acc``. The module logs nothing itself: the callbacks turn
+    records into logged values.
     """
 
     def __init__(
@@ -127,18 +128,22 @@ class ClassifierModule(pl.LightningModule):
         # Manual optimisation: one plain step, with the orthonormality rule right after it. Lightning's
         # automatic closure costs more per step than the whole SZT forward/backward.
         x, y = batch
-        loss = F.cross_entropy(self.net(x), y)
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(loss)
         opt.step()
         if self.orth_alpha > 0:
             self.net.orthonormalize_(self.orth_alpha)
+        # Sums stay on the device (no sync per step): loss and correct answers with noise on.
         self._noisy_loss_sum += loss.detach() * len(y)
+        self._noisy_correct += (logits.detach().argmax(1) == y).sum()
         self._noisy_count += len(y)
 
     def on_train_epoch_start(self) -> None:
         self._noisy_loss_sum = torch.zeros((), device=self.device)
+        self._noisy_correct = torch.zeros((), device=self.device, dtype=torch.long)
         self._noisy_count = 0
         self._measurement = None  # the last epoch's representations: free them
 
@@ -146,12 +151,13 @@ class ClassifierModule(pl.LightningModule):
         self._measurement = None
 
     def epoch_record(self) -> dict[str, float]:
-        """This epoch's ``<split>/<quantity>`` values (``train/loss_noisy`` from the training
-        steps, noise on; ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` from the
-        noiseless validation pass), handed over once: the next call returns only newer ones.
-        The training-record callback writes them to ``training.csv`` and the loggers."""
-        if getattr(self, "_noisy_count", 0):
-            self._record["train/loss_noisy"] = self._noisy_loss_sum.item() / self._noisy_count
+        """This epoch's ``<split>/<quantity>`` values (``train/loss_noisy``, ``train/acc_noisy``
+        from the training steps, noise on; ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``
+        from the noiseless validation pass), handed over once: the next call returns only newer
+        ones. The training-record callback writes them to ``training.csv`` and the loggers."""
+        if n := getattr(self, "_noisy_count", 0):
+            self._record["train/loss_noisy"] = self._noisy_loss_sum.item() / n
+            self._record["train/acc_noisy"] = self._noisy_correct.item() / n
             self._noisy_count = 0
         record, self._record = self._record, {}
         return record

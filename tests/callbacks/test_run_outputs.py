@@ -52,7 +52,8 @@ def test_run_leaves_records_metrics_and_figures(make_cfg):
         by_name[(r["estimator"], r["quantity"])].append(r["epoch"])
     for name in ("loss", "acc"):  # completed epochs, as in information.csv
         assert by_name[("train", name)] == by_name[("val", name)] == [1, 2, 3]
-    assert by_name[("train", "loss_noisy")] == [1, 2, 3]
+    assert by_name[("train", "loss_noisy")] == by_name[("train", "acc_noisy")] == [1, 2, 3]
+    assert all(0 <= r["value"] <= 1 for r in training if r["quantity"].startswith("acc"))
     sp_ixt = [r for r in rows if r["estimator"] == "sp" and r["quantity"] == "I_XT"]
     assert all(r["stderr"] >= 0 for r in sp_ixt)
     # I(X;T) of a noisy layer is below the ceiling ln 4096 and above 0 (within errors).
