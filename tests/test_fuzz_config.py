@@ -89,7 +89,11 @@ BAD_MNIST: dict[str, list[str]] = {
     "model.dropout": ["1.0", "-0.1"],
     "model.kernel_size": ["4", "0"],
     "model.channels": ["[32]", "[32,0]"],
+    "model.fc_width": ["0"],
     "dataset.val_size": ["0"],
+    "dataset.subset": ["0"],
+    "dataset.eval_size": ["0"],
+    "dataset.train_eval_size": ["0"],
     "dataset.download": ["maybe"],
 }
 # Values that are each fine but wrong together: (overrides, the key the message names).

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from infoflow.checks import ConfigError, check_config, register_resolvers
+from infoflow.checks import check_config, register_resolvers
 from infoflow.data.datamodule import MnistDataModule, SZTDataModule
 from infoflow.data.mnist import IDX_FILES, MnistDataError
 from infoflow.plot import main as plot_main
@@ -112,25 +112,7 @@ def test_compare_preset_sweeps_the_three_variants(tmp_path):
     assert cfg.callbacks.model_checkpoint.dirpath.endswith("/checkpoints")
 
 
-BAD = {
-    "model.dropout=1.0": "model.dropout=1.0",
-    "model.dropout=-0.1": "model.dropout=-0.1",
-    "model.channels=[32]": "model.channels=[32]",
-    "model.fc_width=0": "model.fc_width=0",
-    "model.kernel_size=4": "model.kernel_size=4",
-    "dataset.subset=0": "dataset.subset=0",
-    "dataset.val_size=0": "dataset.val_size=0",
-    "dataset.eval_size=0": "dataset.eval_size=0",
-    "dataset.train_eval_size=0": "dataset.train_eval_size=0",
-    "dataset.download=maybe": "dataset.download='maybe'",
-}
-
-
-@pytest.mark.parametrize("override", list(BAD))
-def test_bad_mnist_values_give_one_line(make_cfg, override):
-    with pytest.raises(ConfigError) as err:
-        check_config(make_cfg("model=mnist_cnn", override))
-    assert "\n" not in str(err.value) and BAD[override] in str(err.value)
+# Bad values of the MNIST keys: BAD_MNIST in tests/test_fuzz_config.py.
 
 
 # --------------------------------------------------------------------------- data module
@@ -174,6 +156,7 @@ def test_sizes_that_do_not_fit_the_data_are_a_data_error(make_cfg, data_dir):
 # --------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_one_batch_cli_run(tmp_path, data_dir):
     run_dir = tmp_path / "run"
     proc = run_cli(
@@ -206,6 +189,7 @@ def test_one_batch_cli_run(tmp_path, data_dir):
     assert "every one of the 20 inputs has its own bin" in log  # the saturation is said
 
 
+@pytest.mark.slow
 def test_compare_multirun_trains_the_three_variants_and_plot_compares_them(
     tmp_path, data_dir, capsys
 ):
@@ -255,6 +239,7 @@ def test_compare_multirun_trains_the_three_variants_and_plot_compares_them(
     )
 
 
+@pytest.mark.slow
 def test_unwritable_data_dir_is_one_line_and_exit_1(tmp_path):
     (tmp_path / "a_file").write_text("")  # a directory cannot be made under a file, even by root
     proc = run_cli(
