@@ -141,15 +141,12 @@ class ScheduledCallback(pl.Callback):
             start = time.perf_counter()
             with measuring(module):
                 values = self.measure(module.measurement(epoch))
+            self.seconds += time.perf_counter() - start
+            # What measuring has cost so far is a record too (estimator "time", logged time/...).
+            values = [*values, (None, "time", f"{self.name}_seconds", self.seconds, None)]
             rows = [(self.seed, epoch, *v) for v in values]
             self.history.extend(rows)
-            self.seconds += time.perf_counter() - start
             emit(trainer, self.csv_path, rows, epoch)
-            for logger in trainer.loggers:  # cost of measuring: a run-level log, not a record
-                logger.log_metrics(
-                    {f"time/{self.name}_seconds": self.seconds, "epoch": epoch},
-                    step=trainer.global_step,
-                )
         self.measured.append(epoch)
         trainer.strategy.barrier()
 

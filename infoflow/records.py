@@ -10,7 +10,8 @@ Schema (:data:`RECORD_COLUMNS`), one row per value::
 * ``layer``: 1 = first hidden layer (T_1 of the papers); for gradients the weight layers, the
   read-out last; empty for a value of the whole network (losses, accuracies).
 * ``estimator``: what produced the value — ``sp``, ``bin:<scheme>:<size>``,
-  ``bin_noisy:<scheme>:<size>``, ``kde_upper``, ``kde_lower``, ``clustering``, ``gradients``; in
+  ``bin_noisy:<scheme>:<size>``, ``kde_upper``, ``kde_lower``, ``clustering``, ``gradients``,
+  ``time`` (a callback's seconds spent measuring so far, quantity ``<callback>_seconds``); in
   ``training.csv`` the data split: ``train`` (noiseless pass over the training set, or noise on for
   ``*_noisy``), ``val``, or another validation loader's name.
 * ``quantity``: ``I_XT``, ``I_TY``, ``h_T``, ``h_T_given_X``, ``H_T`` (nats); clustering scores

@@ -43,7 +43,11 @@ def test_run_leaves_records_metrics_and_figures(make_cfg):
         assert _epochs(rows, est) == [0, 1, 3], est
     assert _epochs(rows, "clustering") == [0, 1, 3]
     assert _epochs(rows, "gradients") == [1, 3]  # epoch 0 has no gradients
-    assert {r["layer"] for r in rows if r["estimator"] != "gradients"} == {1, 2}
+    per_layer = [r for r in rows if r["estimator"] not in ("gradients", "time")]
+    assert {r["layer"] for r in per_layer} == {1, 2}
+    seconds = [r for r in rows if r["estimator"] == "time" and r["quantity"] == "sp_seconds"]
+    assert [r["epoch"] for r in seconds] == [0, 1, 3] and seconds[-1]["layer"] is None
+    assert 0 < seconds[0]["value"] <= seconds[-1]["value"]  # cumulative
     assert {r["layer"] for r in rows if r["estimator"] == "gradients"} == {1, 2, 3}  # + read-out
     training = read_records(out / "training.csv")
     assert {r["seed"] for r in training} == {7} and {r["layer"] for r in training} == {None}
