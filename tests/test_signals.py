@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from infoflow.records import read_records
 from infoflow.rundir import read_status
 from infoflow.signals import RunInterrupted, stop_on_signals
 from tests.conftest import ROOT, run_cli, wandb_records
@@ -92,13 +93,16 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
 
 
 def _records_are_whole(run_dir: Path) -> list[Path]:
-    """Every CSV record parses: a newline at the end, every row as wide as its header."""
+    """Every CSV record parses: a newline at the end, every row as wide as its header, and the
+    tidy records read back by their reader (which refuses a partial last line)."""
     files = sorted(run_dir.glob("*.csv"))
     for path in files:
         text = path.read_text()
         assert text.endswith("\n"), path
         rows = list(csv.reader(text.splitlines()))
         assert all(len(r) == len(rows[0]) for r in rows), path
+    for name in ("information.csv", "training.csv"):
+        assert read_records(run_dir / name), name
     return files
 
 
