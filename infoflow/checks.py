@@ -174,7 +174,7 @@ SCHEMA: dict[str, Spec] = {
     "paths.run_name": text().or_null(),
     "paths.sweep_name": text().or_null(),
     # noise
-    "noise.beta": Spec(number(0).ok, "must be a finite number >= 0; 0 is deterministic"),
+    "noise.beta": Spec(number(0).ok, "must be a number >= 0 and finite; 0 is deterministic"),
     "noise.at_eval": boolean(),
     # datasets
     "dataset.batch_size": POSITIVE_INT,
@@ -535,13 +535,34 @@ def _check_device(cfg: DictConfig) -> None:
 
 
 class CheckBeforeRun(Callback):
-    """Hydra callback: check a single run's config before Hydra creates its directory.
+    """Hydra callback: check the config before Hydra creates a run's or a sweep's directory.
 
     Hydra makes the run directory and writes ``.hydra/`` and the log before the app starts, so a
     check in the app leaves a half-made run behind. ``on_run_start`` comes first: the config is
     checked there the way the app will see it (``paths.output_dir`` resolved as Hydra will), and a
     bad value ends the command with one line and exit 1 before anything is written.
+
+    A multirun is refused at ``on_multirun_start`` when its first job's config is bad in a key the
+    sweep does not vary (then every job would fail); a bad *swept* value fails only its own jobs,
+    each recorded in its ``status.json``, while the others run (see :mod:`infoflow.sweep`).
     """
+
+    def on_multirun_start(
+        self, config: DictConfig, config_name: str | None = None, **kw: Any
+    ) -> None:
+        swept, first_job = _first_job(config)
+        try:
+            from hydra import compose
+
+            sweep_dir = os.path.abspath(str(OmegaConf.select(config, "hydra.sweep.dir")))
+            job = compose(config_name, [*first_job, f"paths.output_dir={sweep_dir}"])
+        except Exception:  # noqa: BLE001 - e.g. a swept group option that does not exist: per job
+            return
+        try:
+            check_config(job)
+        except ConfigError as exc:
+            if not any(exc.key == k or exc.key.startswith(f"{k}.") for k in swept):
+                exit_for_user(exc)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -563,6 +584,22 @@ class CheckBeforeRun(Callback):
             exit_for_user(exc)
         finally:
             hydra_cfg.cfg = before
+
+
+def _first_job(config: DictConfig) -> tuple[set[str], list[str]]:
+    """(the keys a multirun sweeps, the overrides of its first job), as Hydra's basic sweeper
+    reads them: the preset's ``hydra.sweeper.params``, then the command line (later wins)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    by_key = {o.get_key_element(): o for o in OverridesParser.create().parse_overrides(lines)}
+    swept = {k.split("@")[0].lstrip("+~") for k, o in by_key.items() if o.is_sweep_override()}
+    first = [
+        f"{k}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else o.input_line
+        for k, o in by_key.items()
+    ]
+    return swept, first
 
 
 @contextmanager

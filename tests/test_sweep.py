@@ -247,6 +247,17 @@ def test_report_on_the_grid_matches_the_runs(beta_seed_sweep, monkeypatch, capsy
 
 
 @pytest.mark.slow
+def test_a_bad_value_every_job_shares_refuses_the_sweep_before_it_starts(tmp_path):
+    proc = run_cli("-m", *TINY, "seed=0,1", "noise.beta=-1", cwd=tmp_path)  # into ./multirun/
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "infoflow: error: invalid config: noise.beta=-1 "
+        "(must be a number >= 0 and finite; 0 is deterministic)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
 def test_submitit_local_records_a_failed_job_and_keeps_the_other(tmp_path):
     sweep, proc = multirun(tmp_path, "hydra/launcher=submitit_local", "noise.beta=0.01,-1")
     assert proc.returncode == 1
