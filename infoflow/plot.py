@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from infoflow.errors import fail
+
 PROG = "infoflow.plot"
 
 
@@ -56,8 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: object) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 1
+    return fail(message, PROG)
 
 
 def _print_paths(paths: Sequence[Path], where: str) -> int:
