@@ -38,13 +38,17 @@ def job_dirname(num: int | str, override_dirname: str, limit: int = 150) -> str:
     """A job's folder name: ``<num>_<overrides>``, cut to ``limit`` bytes plus a hash if longer.
 
     File names are limited to 255 bytes; a sweep with many common overrides (all of them are in
-    ``override_dirname``) would otherwise fail at its first job with "File name too long".
+    ``override_dirname``) would otherwise fail at its first job with "File name too long". A ``/``
+    in a value (a path) is written ``%2F``: it would otherwise nest the job's folder in others.
 
     >>> job_dirname(3, "noise.beta=0.01,seed=1")
     '3_noise.beta=0.01,seed=1'
+    >>> job_dirname(0, "paths.data_dir=/data/mnist")
+    '0_paths.data_dir=%2Fdata%2Fmnist'
     >>> len(job_dirname(0, "x=" + "a" * 400).encode())
     150
     """
+    override_dirname = override_dirname.replace("/", "%2F")
     name = f"{num}_{override_dirname}" if override_dirname else str(num)
     raw = name.encode()
     if len(raw) <= limit:

@@ -167,3 +167,27 @@ def test_single_runs_record_completed_and_failed(tmp_path):
     assert proc.returncode == 1
     status = read_status(failed / "status.json")
     assert status["status"] == "failed" and "cannot write MNIST" in status["error"]
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_sweep_and_marks_its_running_job_interrupted(tmp_path):
+    sweep, started = tmp_path / "sweep", tmp_path / "estimating"
+    proc = _start(
+        tmp_path,
+        "-m",
+        "--config-dir",
+        str(ROOT / "tests" / "conf"),
+        "experiment=sweep_tiny",
+        "seed=0,1",
+        "+callbacks.long._target_=tests.helpers.long_estimate.LongEstimate",
+        f"+callbacks.long.started={started}",
+        f"hydra.sweep.dir={sweep}",
+    )
+    _wait_for(started, proc)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.monotonic() - sent < 10, err[-3000:]
+    (job,) = [p for p in sweep.iterdir() if p.is_dir()]  # the second job never started
+    status = read_status(job / "status.json")
+    assert status["status"] == "interrupted" and status["job"] == 0
