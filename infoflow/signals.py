@@ -38,6 +38,15 @@ class RunInterrupted(BaseException):
         return 128 + self.signum
 
 
+class _State:
+    """The handler's state: signals received, how deep inside :func:`deferred` we are, and the
+    signal it holds back."""
+
+    received: list[int] = []
+    deferring = 0
+    pending: int | None = None
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Inside, SIGTERM and SIGINT raise :class:`RunInterrupted` once; outside, the handlers that
@@ -46,13 +55,16 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
+    _State.received, _State.pending = [], None
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if received:  # already stopping: let the clean-up finish
+        if _State.received:  # already stopping: let the clean-up finish
             return
-        received.append(signum)
-        raise RunInterrupted(signum)
+        _State.received.append(signum)
+        if _State.deferring:
+            _State.pending = signum
+        else:
+            raise RunInterrupted(signum)
 
     before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
@@ -60,3 +72,28 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for s, h in before.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A write that must not be cut in half (a checkpoint): a stop signal that arrives inside is
+    raised when the block ends.
+
+    >>> import os
+    >>> with stop_on_signals():
+    ...     try:
+    ...         with deferred():
+    ...             os.kill(os.getpid(), signal.SIGTERM)
+    ...             done = True  # still runs
+    ...     except RunInterrupted as exc:
+    ...         print(done, exc.exit_code)
+    True 143
+    """
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+    if not _State.deferring and _State.pending is not None:
+        signum, _State.pending = _State.pending, None
+        raise RunInterrupted(signum)

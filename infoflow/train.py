@@ -17,7 +17,7 @@ from infoflow.checks import check_config
 from infoflow.models.module import ClassifierModule
 from infoflow.models.network import NoisyNetwork
 from infoflow.rundir import claim_run_dir
-from infoflow.signals import RunInterrupted
+from infoflow.signals import RunInterrupted, deferred
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        # The final model, whatever the checkpoint callback's period.
-        trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+        with deferred():  # the final model, whatever the checkpoint callback's period; whole
+            trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
     except RunInterrupted as exc:
         _finish_wandb(exit_code=exc.exit_code)
         raise

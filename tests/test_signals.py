@@ -19,7 +19,7 @@ import pytest
 
 from infoflow.records import read_records
 from infoflow.rundir import read_status
-from infoflow.signals import RunInterrupted, stop_on_signals
+from infoflow.signals import RunInterrupted, deferred, stop_on_signals
 from tests.conftest import ROOT, run_cli, wandb_records
 
 SMALL = [
@@ -191,3 +191,16 @@ def test_sigterm_ends_a_sweep_and_marks_its_running_job_interrupted(tmp_path):
     (job,) = [p for p in sweep.iterdir() if p.is_dir()]  # the second job never started
     status = read_status(job / "status.json")
     assert status["status"] == "interrupted" and status["job"] == 0
+
+
+def test_a_deferred_write_finishes_and_the_stop_follows():
+    written = []
+    with pytest.raises(RunInterrupted), stop_on_signals():
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            written.append("whole checkpoint")
+        written.append("never")
+    assert written == ["whole checkpoint"]
+    with stop_on_signals(), deferred():  # nothing pending: nothing raised
+        pass
