@@ -204,3 +204,19 @@ def test_a_deferred_write_finishes_and_the_stop_follows():
     assert written == ["whole checkpoint"]
     with stop_on_signals(), deferred():  # nothing pending: nothing raised
         pass
+
+
+def test_a_periodic_checkpoint_is_saved_whole_before_the_stop(tmp_path):
+    from types import SimpleNamespace
+
+    from infoflow.checkpoint import ModelCheckpoint
+
+    def save_checkpoint(path, weights_only=False):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the save
+        time.sleep(0.05)
+        Path(path).write_text("whole")
+
+    trainer = SimpleNamespace(save_checkpoint=save_checkpoint, global_step=3, is_global_zero=False)
+    with pytest.raises(RunInterrupted), stop_on_signals():
+        ModelCheckpoint(dirpath=tmp_path)._save_checkpoint(trainer, str(tmp_path / "last.ckpt"))
+    assert (tmp_path / "last.ckpt").read_text() == "whole"
