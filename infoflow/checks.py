@@ -363,9 +363,10 @@ def _value(cfg: DictConfig, key: str) -> Any:
     return value
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig, here: bool = True) -> None:
     """Raise ConfigError for the first key whose value breaks the schema (the app's ``hydra``
-    node, if present, is Hydra's own and is not checked)."""
+    node, if present, is Hydra's own and is not checked). ``here=False`` skips what depends on the
+    machine (GPUs): a sweep submitted from a login node runs its jobs elsewhere."""
     _check_one_place(cfg)
     # Values written out first: a bad `seed` is reported as itself, not as `dataset.seed`.
     keys = sorted(leaves(cfg), key=lambda kv: _is_interpolation(kv[1]))
@@ -378,7 +379,8 @@ def check_config(cfg: DictConfig) -> None:
     for name, cb in (cfg.get("callbacks") or {}).items():
         if cb is not None and name != "model_checkpoint":
             _check_schedule(f"callbacks.{name}", cb)
-    _check_device(cfg)
+    if here:
+        _check_device(cfg)
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(ckpt).is_file():
         raise ConfigError("ckpt_path", ckpt, "must be an existing checkpoint file, or null")
@@ -521,14 +523,21 @@ def _check_schedule(prefix: str, node: DictConfig) -> None:
 
 
 def _check_device(cfg: DictConfig) -> None:
+    """GPUs asked for must be visible to torch (Lightning would fail after W&B has started)."""
     accelerator = OmegaConf.select(cfg, "trainer.accelerator")
-    if accelerator in ("gpu", "cuda"):
-        import torch
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
 
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                "trainer.accelerator", accelerator, "no CUDA GPU is visible to torch here; use cpu"
-            )
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ConfigError(
+            "trainer.accelerator", accelerator, "no CUDA GPU is visible to torch here; use cpu"
+        )
+    devices = OmegaConf.select(cfg, "trainer.devices")
+    wanted = len(devices) if isinstance(devices, ListConfig) else devices
+    if _is_int(wanted) and wanted > count:
+        raise ConfigError("trainer.devices", devices, f"this machine has {count} GPU(s)")
 
 
 # ------------------------------------------------------------------------ before Hydra writes
@@ -559,7 +568,7 @@ class CheckBeforeRun(Callback):
         except Exception:  # noqa: BLE001 - e.g. a swept group option that does not exist: per job
             return
         try:
-            check_config(job)
+            check_config(job, here=False)  # the jobs may run on other machines (SLURM)
         except ConfigError as exc:
             if not any(exc.key == k or exc.key.startswith(f"{k}.") for k in swept):
                 exit_for_user(exc)

@@ -267,3 +267,27 @@ def test_submitit_local_records_a_failed_job_and_keeps_the_other(tmp_path):
     assert (ok / "information.csv").is_file()
     status = read_status(bad / STATUS_FILE)
     assert status["status"] == "failed" and status["error"].startswith("invalid config: noise.beta")
+
+
+def _check_sweep(tmp_path: Path, *task: str) -> None:
+    """CheckBeforeRun.on_multirun_start on ``python -m infoflow -m TASK``."""
+    from omegaconf import open_dict
+
+    from infoflow.checks import CheckBeforeRun
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = list(task)
+            cfg.hydra.sweep.dir = str(tmp_path / "sweep")
+        CheckBeforeRun().on_multirun_start(cfg, config_name="config")
+
+
+def test_a_sweep_is_checked_as_its_jobs_will_be_but_not_against_this_machine(tmp_path, capsys):
+    _check_sweep(tmp_path, "trainer=gpu", "seed=0,1")  # a login node has no GPU; its jobs will
+    _check_sweep(tmp_path, "noise.beta=0.01,-1")  # a bad swept value fails its own job only
+    with pytest.raises(SystemExit) as exc:
+        _check_sweep(tmp_path, "trainer=gpu", "seed=0,1", "optimizer.lr=0")
+    assert exc.value.code == 1 and "optimizer.lr=0" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
