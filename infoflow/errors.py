@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Any, NoReturn
 
 from infoflow.data.mnist import MnistDataError
@@ -75,7 +76,8 @@ def fail(problem: object, prog: str = PROG) -> int:
 
 
 def exit_for_user(exc: BaseException) -> NoReturn:
-    """One line and exit status 1 for bad input; ``HYDRA_FULL_ERROR=1`` re-raises it instead."""
+    """One line and exit status 1 for bad input; ``HYDRA_FULL_ERROR=1`` prints the traceback too
+    (here, not by re-raising: Hydra's callbacks turn an exception into a warning and go on)."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise exc
+        traceback.print_exception(exc)
     sys.exit(fail(exc))
