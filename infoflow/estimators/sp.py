@@ -6,10 +6,21 @@ plug-in distributions (all in nats)
 
 * T_ℓ ~ ĝ = (1/(NR)) Σ_ij N(s_ij, σ² I)            → h(T_ℓ)
 * T_ℓ | X = x_i ~ ĝ_i = (1/R) Σ_j N(s_ij, σ² I)     → h(T_ℓ|X) = (1/N) Σ_i h(ĝ_i)
-* T_ℓ | Y = y ~ (1/(N_y R)) Σ_{i: y_i = y} Σ_j …     → h(T_ℓ|Y) = Σ_y p(y) h(ĝ_y)
+* T_ℓ | Y = y ~ ĝ_y = (1/(N_y R)) Σ_{i: y_i = y} Σ_j …  → h(T_ℓ|Y) = Σ_y p(y) h(ĝ_y)
 
-and I(X;T_ℓ) = h(T_ℓ) − h(T_ℓ|X), I(T_ℓ;Y) = h(T_ℓ) − h(T_ℓ|Y). The mixture entropies come from
-:mod:`infoflow.estimators.mixture` (Monte Carlo with exact densities).
+and I(X;T_ℓ) = h(T_ℓ) − h(T_ℓ|X), I(T_ℓ;Y) = h(T_ℓ) − h(T_ℓ|Y).
+
+All five come from ONE set of Monte Carlo queries: q = s_ij + σz drawn from input i's own mixture,
+inputs spread evenly. Such q is a draw of ĝ_i, of ĝ_{y_i} and of ĝ, so
+
+  I(X;T) = E[log ĝ_i(q) − log ĝ(q)],   I(T;Y) = E[log ĝ_{y_i}(q) − log ĝ(q)],
+
+each averaged over the SAME queries. Per query the first term lies in (−∞, ln N] and is constant
+wherever inputs are separated (ln N) or coincide (0): its variance is far below the ≈ d/2 of an
+entropy on its own, so the queries needed for a given standard error of I drop by orders of
+magnitude where replicas overlap (an untrained net). The entropies use the query's own component
+as a control variate (see :mod:`.mixture.entropy`). Densities are within ``tol`` nats each
+(:class:`.mixture.MixtureIndex`, certified per query).
 """
 
 from __future__ import annotations
@@ -21,21 +32,22 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from infoflow.estimators.mixture import (
-    DEFAULT_TARGET_STDERR,
-    _check_n_mc,
-    _check_sigma,
+from infoflow.estimators.mixture import DEFAULT_TARGET_STDERR, DEFAULT_TOL, MixtureIndex
+from infoflow.estimators.mixture.checks import check_chunk, check_n_mc, check_sigma, check_tol
+from infoflow.estimators.mixture.entropy import (
+    MAX_DEFAULT_N_MC,
+    _use_index,
+    certified_log_sums,
     gaussian_entropy,
-    gaussian_mixture_entropy,
-    mean_mixture_entropy,
+    random_draws,
 )
+from infoflow.estimators.mixture.kernels import F64, dense_lse
 from infoflow.estimators.result import Estimate
 
 __all__ = ["SampleComplexityWarning", "sp_information", "sp_width_limit"]
 
 SampleFn = Callable[[Tensor], Sequence[Tensor]]
 _NAN = Estimate(math.nan, math.nan)
-_SAME_REPLICAS = 1e-6  # replicas within this many σ of each other count as one point
 
 
 class SampleComplexityWarning(UserWarning):
@@ -65,6 +77,8 @@ def sp_information(
     generator: torch.Generator | None = None,
     target_stderr: float = DEFAULT_TARGET_STDERR,
     max_width: int | None = None,
+    tol: float = DEFAULT_TOL,
+    chunk_elements: int | None = None,
 ) -> dict[int, dict[str, Estimate]]:
     r"""SP estimates of I(X;T_ℓ), I(T_ℓ;Y) and the entropies behind them, for every hidden layer.
 
@@ -73,33 +87,38 @@ def sp_information(
         I(T_\ell;Y) = h(T_\ell) - \sum_y p(y)\, h(T_\ell|Y=y)
 
     Each input is replicated R times (``x.repeat_interleave(R, 0)``, a chunk of inputs per call)
-    and ``sample_fn`` is called once per chunk, under ``torch.no_grad()``. Entropies are Gaussian
-    mixture entropies with component std σ (see module docstring), each by Monte Carlo with its
-    own independent queries, so standard errors of differences add in quadrature.
+    and ``sample_fn`` is called once per chunk, under ``torch.no_grad()``. Every quantity of a
+    layer comes from one set of M Monte Carlo queries spread evenly over the inputs (module
+    docstring): I(X;T_ℓ) and I(T_ℓ;Y) are means of per-query log-density differences, so their
+    standard errors are those of the differences themselves (std/√M, conservative). h(T_ℓ|X) is
+    exactly (d/2) ln(2πeσ²), stderr 0, for a layer whose replicas coincide (the first hidden layer:
+    S_1 is a function of x alone). p(y) is the empirical class frequency among ``inputs``.
+    Negative estimates are returned as they are. A :class:`SampleComplexityWarning` is issued for
+    layers wider than :func:`sp_width_limit` (2 ln(N·R)).
 
-    h(T_ℓ|X) is exact, (d/2) ln(2πeσ²) with stderr 0, for layers whose replicas of every input
-    coincide (within 1e-6·σ) — detected from the samples, which covers the first hidden layer
-    (S_1 is a function of x alone); otherwise it is the batched mean of the N per-input mixture
-    entropies. p(y) is the empirical class frequency among ``inputs``. Negative estimates are
-    returned as they are. A :class:`SampleComplexityWarning` is issued for layers wider than
-    :func:`sp_width_limit` (2 ln(N·R)).
+    Default budget: a pilot of 2048 queries estimates the per-query variance v of the I(X;T)
+    (and I(T;Y)) terms; then M = clip(⌈v / target_stderr²⌉, 2048, 10⁶), the pilot counting
+    towards M. A RuntimeWarning says so when the cap leaves a larger standard error.
 
     Args:
         sample_fn: maps a batch x of shape (B, ...) to one tensor per hidden layer, each (B, d_ℓ)
             (trailing dims are flattened): the pre-noise outputs S_ℓ, with fresh noise in all
             earlier layers. Its outputs stay on its device; the estimates are computed there.
-        inputs: (N, ...) inputs, used as given (draw them uniformly with replacement).
+        inputs: (N, ...) inputs, used as given.
         labels: optional (N,) integer class labels; without them I_TY is NaN (value and stderr).
         sigma: noise standard deviation σ > 0 of every hidden layer.
         n_replicas: R ≥ 2 propagations per input.
-        n_mc: Monte Carlo queries for h(T_ℓ) and each h(T_ℓ|Y=y) (default: from target_stderr).
-        n_mc_conditional: total queries for h(T_ℓ|X), spread over inputs (default: likewise).
+        n_mc: Monte Carlo queries M per layer (default: from target_stderr, see above).
+        n_mc_conditional: older API, when h(T|X) had queries of its own: M is the larger of the
+            two.
         chunk_size: inputs per ``sample_fn`` call (default max(1, 65536 // R)).
         generator: torch.Generator for the Monte Carlo queries (not used by ``sample_fn``).
-        target_stderr: standard error the default query counts aim at, per entropy, nats.
+        target_stderr: standard error of I(X;T) and I(T;Y) the default M aims at, nats.
         max_width: layers wider than this are not estimated (absent from the result, and not
             warned about): convolutional layers whose estimate would be meaningless and slow.
             None: every layer.
+        tol: bound on each log-density's error, nats (0: exact float64 over every centre).
+        chunk_elements: most kernel values materialised at once (memory bound).
 
     Returns:
         {layer index (0 = first hidden layer): {"I_XT", "I_TY", "h_T", "h_T_given_X",
@@ -116,11 +135,14 @@ def sp_information(
         >>> abs(out[0]["I_XT"].value - math.log(2)) < 0.05  # two far-apart inputs: ln 2
         True
     """
-    sigma = _check_sigma(sigma)
+    sigma = check_sigma(sigma)
+    tol = check_tol(tol)
     if int(n_replicas) != n_replicas or n_replicas < 2:
         raise ValueError(f"n_replicas must be an integer >= 2, got {n_replicas}")
-    _check_n_mc(n_mc)
-    _check_n_mc(n_mc_conditional, "n_mc_conditional")
+    check_n_mc(n_mc)
+    check_n_mc(n_mc_conditional, "n_mc_conditional")
+    given = [k for k in (n_mc, n_mc_conditional) if k is not None]
+    n_mc = max(given) if given else None
     _check_inputs(inputs, labels)
     if max_width is not None and (int(max_width) != max_width or max_width < 1):
         raise ValueError(f"max_width must be a positive integer or None, got {max_width}")
@@ -138,8 +160,13 @@ def sp_information(
                 SampleComplexityWarning,
                 stacklevel=2,
             )
-        kw = {"generator": generator, "target_stderr": target_stderr}
-        out[layer] = _layer_information(s, labels, sigma, n_mc, n_mc_conditional, kw)
+        kw = {
+            "generator": generator,
+            "target_stderr": target_stderr,
+            "tol": tol,
+            "chunk": check_chunk(chunk_elements, s),
+        }
+        out[layer] = _layer_information(s, labels, sigma, n_mc, kw)
     return out
 
 
@@ -189,45 +216,128 @@ def _check_layer_output(s: Tensor, batch: int, r: int, layer: int) -> Tensor:
     return s.detach().reshape(batch // r, r, -1)
 
 
+_PILOT = 2048  # pilot queries for the default budget (kept as part of the estimate)
+_QUERY_BATCH = 1 << 16  # queries evaluated at once (bounds the index's accumulators)
+
+
+class _Layer:
+    """One layer's samples prepared for queries: centres, their groups (classes), the index."""
+
+    def __init__(
+        self, s: Tensor, labels: Tensor | None, sigma: float, tol: float, chunk: int
+    ) -> None:
+        self.s, self.sigma, self.chunk = s, sigma, chunk
+        n, r, d = s.shape
+        dev = s.device
+        if labels is None:
+            self.groups = torch.zeros(n, dtype=torch.long, device=dev)
+        else:
+            self.groups = torch.unique(labels.to(dev), return_inverse=True)[1]
+        self.class_sizes = torch.bincount(self.groups).to(F64)
+        self.centers = s.reshape(n * r, d)
+        self.c_groups = self.groups.repeat_interleave(r)
+        self.index = None
+        if _use_index(n * r, max(n, _PILOT), d, tol):
+            self.index = MixtureIndex(
+                self.centers, sigma, tol=tol, chunk_elements=chunk, groups=self.c_groups
+            )
+
+    def log_sums(self, q: Tensor, log_own: Tensor, group: Tensor) -> tuple[Tensor, Tensor]:
+        """log Σ_all k(q, c) and log Σ_{c in q's class} k(q, c) per query."""
+        if self.index is not None:
+            total, per_group = certified_log_sums(self.index, q, log_own, group)
+            return total, per_group.gather(1, group[:, None])[:, 0]
+        total = dense_lse(q[None], self.centers[None], self.sigma, self.chunk)[0]
+        own_class = torch.empty_like(total)
+        for g in torch.unique(group).tolist():
+            rows = (group == g).nonzero()[:, 0]
+            members = self.centers[self.c_groups == g]
+            own_class[rows] = dense_lse(q[rows][None], members[None], self.sigma, self.chunk)[0]
+        return total, own_class
+
+
+def _query_terms(
+    layer: _Layer, order: Tensor, start: int, stop: int, generator: torch.Generator | None
+) -> Tensor:
+    """Per query j in [start, stop), drawn from input order[j mod N]'s mixture: a (5, m) tensor of
+    log ĝ_i − log ĝ, log ĝ_y − log ĝ, and the control-variate brackets of h(T), h(T|X), h(T|Y)."""
+    s, sigma = layer.s, layer.sigma
+    n, r, d = s.shape
+    dev = s.device
+    inp = order[torch.arange(start, stop, device=dev) % n]
+    rep = (random_draws((stop - start,), dev, generator, "rand") * r).long().clamp_(max=r - 1)
+    z = random_draws((stop - start, d), dev, generator, "randn")
+    q = s[inp, rep].to(F64) + sigma * z
+    own = dense_lse(q[:, None], s[inp], sigma, layer.chunk)[:, 0]  # log Σ_r k(q, s_ir)
+    group = layer.groups[inp]
+    total, own_class = layer.log_sums(q, own, group)
+    log_i = own - math.log(r)  # the mixtures' common constant −(d/2) ln(2πσ²) cancels below
+    log_y = own_class - (layer.class_sizes[group] * r).log()
+    log_all = total - math.log(n * r)
+    cv = -0.5 * (z * z).sum(-1)  # log φ_σ(σz) less that constant
+    return torch.stack([log_i - log_all, log_y - log_all, cv - log_all, cv - log_i, cv - log_y])
+
+
+def _estimate(values: Tensor, offset: float = 0.0) -> Estimate:
+    """offset + mean, stderr std/√M (conservative: queries are stratified over inputs)."""
+    m = values.numel()
+    stderr = float(values.std() / math.sqrt(m)) if m > 1 else math.inf
+    return Estimate(offset + float(values.mean()), stderr)
+
+
 def _layer_information(
     s: Tensor,
     labels: Tensor | None,
     sigma: float,
     n_mc: int | None,
-    n_mc_conditional: int | None,
     kw: dict,
 ) -> dict[str, Estimate]:
     n, r, d = s.shape
-    h_t = gaussian_mixture_entropy(s.reshape(n * r, d), sigma, n_mc=n_mc, **kw)
-    if _replicas_coincide(s, sigma):
-        h_tx = Estimate(gaussian_entropy(d, sigma), 0.0)
+    layer = _Layer(s, labels, sigma, kw["tol"], kw["chunk"])
+    gen, target = kw["generator"], kw["target_stderr"]
+    order = torch.argsort(random_draws((n,), s.device, gen, "rand"))
+
+    def draw(start: int, stop: int) -> Tensor:
+        parts = [
+            _query_terms(layer, order, a, min(a + _QUERY_BATCH, stop), gen)
+            for a in range(start, stop, _QUERY_BATCH)
+        ]
+        return torch.cat(parts, 1)
+
+    if n_mc is not None:
+        terms = draw(0, n_mc)
     else:
-        h_tx = mean_mixture_entropy(s, sigma, n_mc=n_mc_conditional, **kw)
-    h_ty = _NAN if labels is None else _class_conditional(s, labels, sigma, n_mc, kw)
+        terms = draw(0, _PILOT)
+        spread = terms[0].var() if labels is None else torch.maximum(terms[0].var(), terms[1].var())
+        total = int(min(max(math.ceil(float(spread) / target**2), _PILOT), MAX_DEFAULT_N_MC))
+        if total > _PILOT:
+            terms = torch.cat([terms, draw(_PILOT, total)], 1)
+        _warn_if_short(terms, labels is not None, target)
+    h0 = gaussian_entropy(d, sigma)
+    h_tx = Estimate(h0, 0.0) if _replicas_coincide(s, sigma) else _estimate(terms[3], h0)
+    i_ty = _estimate(terms[1]) if labels is not None else _NAN
+    h_ty = _estimate(terms[4], h0) if labels is not None else _NAN
     return {
-        "I_XT": h_t - h_tx,
-        "I_TY": _NAN if labels is None else h_t - h_ty,
-        "h_T": h_t,
+        "I_XT": _estimate(terms[0]),
+        "I_TY": i_ty,
+        "h_T": _estimate(terms[2], h0),
         "h_T_given_X": h_tx,
         "h_T_given_Y": h_ty,
     }
 
 
 def _replicas_coincide(s: Tensor, sigma: float) -> bool:
-    return float((s - s[:, :1]).abs().amax()) <= _SAME_REPLICAS * sigma
+    """Whether every input's replicas are one point (within 1e-6·σ): h(T|X) is then exact."""
+    return float((s - s[:, :1]).abs().amax()) <= 1e-6 * sigma
 
 
-def _class_conditional(
-    s: Tensor, labels: Tensor, sigma: float, n_mc: int | None, kw: dict
-) -> Estimate:
-    """Σ_y p(y) h(ĝ_y) over the classes present; stderr sqrt(Σ_y p(y)² se_y²)."""
-    n, r, d = s.shape
-    labels = labels.to(s.device)
-    value, var = 0.0, 0.0
-    for y in torch.unique(labels):
-        members = s[labels == y].reshape(-1, d)
-        p = members.shape[0] / (n * r)
-        h = gaussian_mixture_entropy(members, sigma, n_mc=n_mc, **kw)
-        value += p * h.value
-        var += (p * h.stderr) ** 2
-    return Estimate(value, math.sqrt(var))
+def _warn_if_short(terms: Tensor, with_labels: bool, target: float) -> None:
+    """The default budget is capped: say so when the reported standard error stays above target."""
+    worst = max(_estimate(terms[k]).stderr for k in ((0, 1) if with_labels else (0,)))
+    if worst > target:
+        warnings.warn(
+            f"SP: {terms.shape[1]} queries (the cap) leave a standard error of {worst:.4f} nats, "
+            f"above the target {target}",
+            RuntimeWarning,
+            stacklevel=3,
+        )

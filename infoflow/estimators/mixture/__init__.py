@@ -1,0 +1,33 @@
+"""Gaussian mixtures with shared isotropic covariance: densities and entropies, in nats.
+
+- :mod:`.checks` — argument checks (one clear ValueError naming the argument);
+- :mod:`.kernels` — exact float64 kernel sums over every centre (reference and fallback);
+- :mod:`.blocks` — Z-order blocks with boxes;
+- :mod:`.index` — certified pruned kernel sums (float32 tiles with a rounding bound);
+- :mod:`.entropy` — log-densities and Monte Carlo entropies.
+"""
+
+from infoflow.estimators.mixture.entropy import (
+    DEFAULT_TARGET_STDERR,
+    DEFAULT_TOL,
+    MAX_DEFAULT_N_MC,
+    batched_mixture_log_density,
+    gaussian_entropy,
+    gaussian_mixture_entropy,
+    mean_mixture_entropy,
+    mixture_log_density,
+)
+from infoflow.estimators.mixture.index import KernelSums, MixtureIndex
+
+__all__ = [
+    "DEFAULT_TARGET_STDERR",
+    "DEFAULT_TOL",
+    "MAX_DEFAULT_N_MC",
+    "KernelSums",
+    "MixtureIndex",
+    "batched_mixture_log_density",
+    "gaussian_entropy",
+    "gaussian_mixture_entropy",
+    "mean_mixture_entropy",
+    "mixture_log_density",
+]
