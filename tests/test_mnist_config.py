@@ -182,7 +182,11 @@ def test_one_batch_cli_run(tmp_path, data_dir):
         e: {r["layer"] for r in info if r["estimator"] == e} for e in {r["estimator"] for r in info}
     }
     assert layers.pop("sp") == {"3"}
-    assert set(layers) == {"bin:width:0.05", "bin_noisy:width:0.05", "kde_upper", "kde_lower"}
+    assert layers.pop("gradients") == {"1", "2", "3", "4"}  # the weight layers, read-out last
+    assert layers.pop("time") == {""}  # seconds spent measuring: a whole-run row
+    assert set(layers) == {
+        "bin:width:0.05", "bin_noisy:width:0.05", "kde_upper", "kde_lower", "clustering"
+    }  # fmt: skip
     assert all(v == {"1", "2", "3"} for v in layers.values())
     log = (run_dir / "infoflow.log").read_text()
     assert "SP information skipped for T1 (d=6272), T2 (d=3136)" in log
