@@ -244,6 +244,12 @@ def _garbage_information(sweep: Path) -> None:
     path.write_text(path.read_text().replace("\n0,", "\nzero,", 1))  # the seed of row 2
 
 
+def _truncated_training(sweep: Path) -> None:
+    job = next(p for p in sweep.iterdir() if p.name.startswith("1_"))
+    path = job / "training.csv"
+    path.write_bytes(path.read_bytes()[:-7])  # cut inside its last row
+
+
 def _lr_differs_within_a_group(sweep: Path) -> None:
     make_run(sweep, 9, {"noise.beta": 0.01, "seed": 7}, rows=info_rows(0.01, 7), lr=1e-3)
 
@@ -266,10 +272,18 @@ def _empty(sweep: Path) -> None:
         (False, _nothing, "no such directory"),
         (False, _empty, "no runs found"),
         (True, _garbage_information, "information.csv, row 2: invalid literal for int()"),
+        (True, _truncated_training, "training.csv, row 5: incomplete last row"),
         (True, _lr_differs_within_a_group, "disagree on optimizer.lr (0.0004 vs 0.001)"),
         (True, _duplicate_run, "have the same swept values (noise.beta=0.01, seed=0)"),
     ],
-    ids=["missing", "empty", "unreadable-information", "replicates-disagree", "duplicate"],
+    ids=[
+        "missing",
+        "empty",
+        "unreadable-information",
+        "truncated-training",
+        "replicates-disagree",
+        "duplicate",
+    ],
 )
 def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, base, spoil, message):
     sweep = beta_seed_sweep(tmp_path) if base else tmp_path / "sweep"
