@@ -61,7 +61,8 @@ def test_bad_input_is_one_line_exit_1_and_leaves_nothing(tmp_path):
     proc = run_cli("noise.beta=-1", cwd=tmp_path)  # into ./outputs/<date>/<time>, as users run it
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [
-        "infoflow: error: invalid config: noise.beta=-1 (must be a finite number >= 0; 0 is deterministic)"
+        "infoflow: error: invalid config: noise.beta=-1 "
+        "(must be a number >= 0 and finite; 0 is deterministic)"
     ]
     assert list(tmp_path.iterdir()) == []
 
