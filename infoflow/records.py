@@ -46,8 +46,6 @@ from typing import Any
 from infoflow.io import write_atomic
 
 RECORD_COLUMNS = ("seed", "epoch", "layer", "estimator", "quantity", "value", "stderr")
-#: Before records carried seeds (read with ``seed`` None).
-LEGACY_COLUMNS = RECORD_COLUMNS[1:]
 HISTOGRAM_COLUMNS = ("seed", "epoch", "layer", "representation", "bin_lo", "bin_hi", "count")
 #: The optimal IB curve of the evaluation set's p(x, y), a reference the figures draw (nats).
 IB_CURVE_COLUMNS = ("i_xt", "i_ty", "beta")
@@ -200,14 +198,6 @@ def read_records(
             raise RecordError(f"{path}, row {number}: {exc}") from exc
         out.append({"seed": None, **row} if legacy else row)
     return out
-
-
-def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Every complete row of any CSV as strings (a partial last line is skipped)."""
-    text = Path(path).read_text()
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    return list(csv.DictReader(io.StringIO(text)))
 
 
 # ----------------------------------------------------------------------------- names for loggers
