@@ -56,8 +56,6 @@ INFORMATION_FILE, TRAINING_FILE, HISTOGRAM_FILE = (
 )
 IB_CURVE_FILE = "ib_curve.csv"
 
-Row = tuple  # values in the order of the file's columns
-
 
 class RecordError(ValueError):
     """A record file that cannot be read; the message is one line naming the file and row."""
