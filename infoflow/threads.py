@@ -29,6 +29,7 @@ _CGROUP_V1 = (
 # Set by joblib's loky workers (inner_max_num_threads) and by schedulers: a job's share of the CPUs.
 _SHARE_VARS = ("INFOFLOW_THREADS", "OMP_NUM_THREADS")
 _PROC_STAT = Path("/proc/stat")
+_SELF_TASKS = Path("/proc/self/task")
 
 
 def _cgroup_quota() -> float | None:
@@ -66,26 +67,40 @@ def _share() -> int | None:
     return None
 
 
-def _runnable_now() -> int | None:
-    """Runnable tasks on the machine right now (Linux ``/proc/stat``), median of a few readings."""
+def _own_running() -> int:
+    """This process's threads that are running now (Linux ``/proc/self/task``), at least 1: this
+    one. torch's idle workers spin for a while after a parallel region and count as running."""
+    running = 0
+    try:
+        for stat in _SELF_TASKS.glob("*/stat"):
+            fields = stat.read_text().rpartition(")")[2].split()  # the name may hold spaces
+            running += bool(fields) and fields[0] == "R"
+    except OSError:
+        pass
+    return max(1, running)
+
+
+def _runnable_elsewhere() -> float | None:
+    """Runnable tasks of other processes right now (Linux ``/proc/stat`` less this process's own
+    running threads), median of a few readings; None where ``/proc`` does not exist."""
     readings = []
     try:
         for _ in range(5):
             for line in _PROC_STAT.read_text().splitlines():
                 if line.startswith("procs_running"):
-                    readings.append(int(line.split()[1]))
+                    readings.append(int(line.split()[1]) - _own_running())
             time.sleep(0.002)
     except (OSError, ValueError):
         return None
-    return sorted(readings)[len(readings) // 2] if readings else None
+    return max(0.0, sorted(readings)[len(readings) // 2]) if readings else None
 
 
 def _busy_elsewhere() -> float:
-    """CPUs kept busy by other processes: runnable tasks less this one (reading ``/proc/stat``),
-    else the 1-minute load average less one; 0 where neither exists. Used only to step down."""
-    running = _runnable_now()
+    """CPUs kept busy by other processes: runnable tasks of others (reading ``/proc``), else the
+    1-minute load average less one; 0 where neither exists. Used only to step down."""
+    running = _runnable_elsewhere()
     if running is not None:
-        return max(0.0, running - 1.0)
+        return running
     if hasattr(os, "getloadavg"):
         try:
             return max(0.0, os.getloadavg()[0] - 1.0)

@@ -108,3 +108,20 @@ def test_measuring_callbacks_run_without_sched_getaffinity(make_cfg, monkeypatch
     rows = read_records(Path(cfg.paths.output_dir) / "information.csv")
     measured = {r["estimator"] for r in rows if r["epoch"] == 1}
     assert {"sp", "bin:width:0.05", "kde_upper"} <= measured
+
+
+def test_other_load_does_not_count_this_processs_own_threads(monkeypatch, tmp_path):
+    """torch's workers spin after a parallel region: counted as other load, they would make the
+    next estimate step down to fewer threads than the machine has free."""
+    (tmp_path / "stat").write_text("cpu  1 2 3\nprocs_running 5\nprocs_blocked 0\n")
+    for tid, state in ((10, "R"), (11, "R"), (12, "S"), (13, "R")):
+        (tmp_path / "task" / str(tid)).mkdir(parents=True)
+        (tmp_path / "task" / str(tid) / "stat").write_text(
+            f"{tid} (pt_main (x) thread) {state} 1 2"
+        )
+    monkeypatch.setattr(threads, "_PROC_STAT", tmp_path / "stat")
+    monkeypatch.setattr(threads, "_SELF_TASKS", tmp_path / "task")
+    assert threads._own_running() == 3 and threads._busy_elsewhere() == 2
+    monkeypatch.setattr(threads, "_PROC_STAT", tmp_path / "absent")  # no /proc: the load average
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 0.0, 0.0))
+    assert threads._busy_elsewhere() == 2.5
