@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from infoflow.errors import fail
 from infoflow.records import write_csv_atomic
 from infoflow.report._aggregation import aggregate, compression_table, main_estimator
 from infoflow.report._consistency import (
@@ -130,8 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_wandb=not args.no_wandb,
         )
     except (ReportError, OSError) as exc:
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
+        return fail(exc, PROG)
     for line in lines:
         print(f"{PROG}: {line}")
     for path in files:
