@@ -33,7 +33,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from infoflow.errors import ConfigError, exit_for_user, one_line  # noqa: F401 - ConfigError re-exported
-from infoflow.rundir import check_unclaimed, register_resolvers  # noqa: F401 - re-exported
+from infoflow.rundir import (  # noqa: F401 - register_resolvers re-exported
+    check_unclaimed,
+    process_rank,
+    register_resolvers,
+)
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "linear")
@@ -588,7 +592,8 @@ class CheckBeforeRun(Callback):
             with _writable(task):
                 del task["hydra"]
             check_config(task)
-            check_unclaimed(output_dir)
+            if process_rank() == 0:  # DDP ranks started by Lightning share rank 0's directory
+                check_unclaimed(output_dir)
         except ConfigError as exc:
             exit_for_user(exc)
         finally:
