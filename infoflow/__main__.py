@@ -28,7 +28,7 @@ def run_single(cfg: DictConfig) -> float | None:
     """Train one run, recording ``running`` then ``completed`` / ``failed`` / ``interrupted``."""
     from hydra.core.hydra_config import HydraConfig
 
-    from infoflow.errors import USER_ERRORS, exit_for_user, one_line
+    from infoflow.errors import exit_for_user, one_line, run_errors
     from infoflow.rundir import RunRecord
     from infoflow.signals import RunInterrupted
     from infoflow.train import run
@@ -38,7 +38,7 @@ def run_single(cfg: DictConfig) -> float | None:
     record.write("running")
     try:
         metrics = run(cfg)
-    except USER_ERRORS as exc:
+    except run_errors() as exc:
         record.write("failed", error=one_line(exc))
         exit_for_user(exc)
     except RunInterrupted as exc:

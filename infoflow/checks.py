@@ -183,7 +183,7 @@ SCHEMA: dict[str, Spec] = {
     # datasets
     "dataset.batch_size": POSITIVE_INT,
     "dataset.seed": integer(0, 2**32 - 1),
-    "dataset.train_fraction": number(0, 1, lo_open=True, hi_open=True),
+    "dataset.train_fraction": number(0, 1, lo_open=True),
     "dataset.eval_on": choice("all", "train", "val"),
     "dataset.copies": POSITIVE_INT,
     "dataset.data_dir": text(),
@@ -380,6 +380,7 @@ def check_config(cfg: DictConfig, here: bool = True) -> None:
             spec.check(key, _value(cfg, key))
     _check_components(cfg)
     _check_estimator(cfg)
+    _check_szt_split(cfg)
     for name, cb in (cfg.get("callbacks") or {}).items():
         if cb is not None and name != "model_checkpoint":
             _check_schedule(f"callbacks.{name}", cb)
@@ -513,6 +514,27 @@ def _check_estimator(cfg: DictConfig) -> None:
     if est.bin_scheme == "adaptive" and est.bin_size is not None:
         raise ConfigError("estimator.bin_size", est.bin_size, "the adaptive scheme takes n_bins")
     _check_schedule("estimator", est)
+
+
+def _check_szt_split(cfg: DictConfig) -> None:
+    """The SZT split must leave a pattern to train on, and one to measure on when eval_on=val."""
+    dataset = cfg.get("dataset")
+    if dataset is None or not str(dataset.get("_target_", "")).endswith("SZTDataModule"):
+        return
+    from infoflow.data.szt import N_BITS
+
+    n, fraction = 2**N_BITS, dataset.train_fraction
+    n_train = int(round(fraction * n))  # as infoflow.data.datamodule.split_indices
+    if n_train < 1:
+        raise ConfigError(
+            "dataset.train_fraction", fraction, f"leaves none of the {n} patterns to train on"
+        )
+    if dataset.get("eval_on") == "val" and n_train == n:
+        raise ConfigError(
+            "dataset.train_fraction",
+            fraction,
+            "leaves no validation pattern to measure on (eval_on=val)",
+        )
 
 
 def _check_schedule(prefix: str, node: DictConfig) -> None:

@@ -33,6 +33,14 @@ class ConfigError(ValueError):
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, MnistDataError)
 
 
+def run_errors() -> tuple[type[Exception], ...]:
+    """:data:`USER_ERRORS` and Lightning's ``MisconfigurationException``: bad input that shows only
+    once training starts (``limit_train_batches=0.01`` of 13 batches is none). Imports Lightning."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    return (*USER_ERRORS, MisconfigurationException)
+
+
 def show_value(value: Any) -> str:
     """A config value as the user would type it back: strings quoted, containers as plain lists."""
     try:

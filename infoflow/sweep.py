@@ -24,7 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from infoflow.errors import USER_ERRORS, ConfigError, fail, one_line
+from infoflow.errors import ConfigError, fail, one_line, run_errors
 from infoflow.rundir import (  # noqa: F401 - re-exported: report.py and older scripts import them here
     RUN_MARKER,
     STATUS_FILE,
@@ -61,7 +61,7 @@ def _job_identity() -> tuple[Path, int | None, list[str]]:
 def run_sweep_job(
     cfg: DictConfig,
     run: Callable[[DictConfig], dict[str, float]],
-    user_errors: tuple[type[Exception], ...] = USER_ERRORS,
+    user_errors: tuple[type[Exception], ...] | None = None,
 ) -> float | None:
     """Run one multirun job: record its status and never raise an ``Exception``.
 
@@ -70,6 +70,7 @@ def run_sweep_job(
     ``BaseException`` s that are not errors (a stop signal, a launcher's exit) go through, after
     the job is marked ``interrupted``.
     """
+    user_errors = user_errors or run_errors()
     job_dir, num, overrides = _job_identity()
     record = RunRecord(job_dir, overrides, job=num)
     record.write("running")

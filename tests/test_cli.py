@@ -80,3 +80,17 @@ def test_full_traceback_on_request(tmp_path):
 def test_unknown_config_option_gets_hydras_message(tmp_path):
     proc = run_cli("model=nope", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode != 0 and "Could not find 'model/nope'" in proc.stderr
+
+
+def test_bad_input_lightning_finds_at_fit_is_one_line_and_a_failed_status(tmp_path):
+    """Whether a fraction of batches is none depends on the data: Lightning says so when fit
+    starts; the run ends with its message as one line, exit 1 and status failed."""
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        *FAST, "trainer.limit_train_batches=0.0001", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("infoflow: error:")]
+    assert len(errors) == 1 and "limit_train_batches" in errors[0]
+    status = read_status(run_dir / "status.json")
+    assert status["status"] == "failed" and "limit_train_batches" in status["error"]

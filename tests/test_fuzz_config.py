@@ -32,7 +32,7 @@ BAD: dict[str, list[str]] = {
     "noise.beta": ["-1", "inf", "nan", "-inf", "x", "true", "[0.1]"],
     "noise.at_eval": ["maybe", "1"],
     "dataset.batch_size": ["0", "-5", "1.5", "x"],
-    "dataset.train_fraction": ["0", "1.5", "-0.1", "inf", "x"],
+    "dataset.train_fraction": ["0", "1.5", "-0.1", "inf", "x", "0.0001"],
     "dataset.eval_on": ["x", "1"],
     "dataset.seed": ["3"],
     "model.hidden": ["[]", "[0]", "[10,-1]", "x", "[1.5]", "5"],
@@ -109,6 +109,7 @@ BAD_TOGETHER = [
     (["estimator.bin_scheme=adaptive"], "estimator.bin_size"),
     (["estimator.n_points=null"], "estimator.n_points"),
     (["callbacks.clustering.n_points=null"], "callbacks.clustering.n_points"),
+    (["dataset.eval_on=val", "dataset.train_fraction=0.9999"], "dataset.train_fraction"),
 ]
 
 
