@@ -381,6 +381,7 @@ def check_config(cfg: DictConfig, here: bool = True) -> None:
     _check_components(cfg)
     _check_estimator(cfg)
     _check_szt_split(cfg)
+    _check_mnist_sizes(cfg)
     for name, cb in (cfg.get("callbacks") or {}).items():
         if cb is not None and name != "model_checkpoint":
             _check_schedule(f"callbacks.{name}", cb)
@@ -534,6 +535,20 @@ def _check_szt_split(cfg: DictConfig) -> None:
             "dataset.train_fraction",
             fraction,
             "leaves no validation pattern to measure on (eval_on=val)",
+        )
+
+
+def _check_mnist_sizes(cfg: DictConfig) -> None:
+    """The evaluation images are drawn from the validation ones (sizes that must fit the data
+    itself are checked when it is loaded)."""
+    dataset = cfg.get("dataset")
+    if dataset is None or "eval_size" not in dataset or "val_size" not in dataset:
+        return
+    if dataset.eval_size > dataset.val_size:
+        raise ConfigError(
+            "dataset.eval_size",
+            dataset.eval_size,
+            f"must be <= dataset.val_size={dataset.val_size} (drawn from the validation images)",
         )
 
 

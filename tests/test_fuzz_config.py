@@ -110,6 +110,7 @@ BAD_TOGETHER = [
     (["estimator.n_points=null"], "estimator.n_points"),
     (["callbacks.clustering.n_points=null"], "callbacks.clustering.n_points"),
     (["dataset.eval_on=val", "dataset.train_fraction=0.9999"], "dataset.train_fraction"),
+    (["model=mnist_cnn", "dataset.val_size=100", "dataset.eval_size=200"], "dataset.eval_size"),
 ]
 
 
