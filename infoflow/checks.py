@@ -409,8 +409,12 @@ def _callback_wiring() -> dict[str, str]:
 
 
 def _source(interpolation: str) -> str:
-    """``${estimator.bin_size}`` -> ``estimator.bin_size``."""
-    return interpolation.removeprefix("${").removesuffix("}")
+    """The key an interpolation reads.
+
+    >>> _source("${estimator.bin_size}"), _source("${paths.output_dir}/checkpoints")
+    ('estimator.bin_size', 'paths.output_dir')
+    """
+    return interpolation.removeprefix("${").split("}", 1)[0]
 
 
 def _check_one_place(cfg: DictConfig) -> None:

@@ -86,6 +86,7 @@ BAD: dict[str, list[str]] = {
     "callbacks.plots": ["5"],
     "callbacks.model_checkpoint.save_top_k": ["-2"],
     "callbacks.model_checkpoint.every_n_epochs": ["-1"],
+    "callbacks.model_checkpoint.dirpath": ["/elsewhere"],
     "logger.wandb.project": ["''"],
     "logger.wandb.log_model": ["x"],
     "logger.csv.save_dir": ["/elsewhere"],
