@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGHUP: the terminal went away (an ssh session closed). Not on Windows.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class RunInterrupted(BaseException):
@@ -49,8 +52,9 @@ class _State:
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Inside, SIGTERM and SIGINT raise :class:`RunInterrupted` once; outside, the handlers that
-    were there before. Does nothing outside the main thread (Python delivers signals only there).
+    """Inside, SIGTERM, SIGINT and SIGHUP raise :class:`RunInterrupted` once (exit code 143, 130,
+    129); outside, the handlers that were there before. A signal the process ignores (``nohup``)
+    stays ignored. Does nothing outside the main thread (Python delivers signals only there).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -66,7 +70,9 @@ def stop_on_signals() -> Iterator[None]:
         else:
             raise RunInterrupted(signum)
 
-    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    # A signal the caller ignores stays ignored (nohup: SIGHUP; a shell's background job: SIGINT).
+    ignored = {s for s in STOP_SIGNALS if signal.getsignal(s) is signal.SIG_IGN}
+    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS if s not in ignored}
     try:
         yield
     finally:

@@ -220,3 +220,18 @@ def test_a_periodic_checkpoint_is_saved_whole_before_the_stop(tmp_path):
     with pytest.raises(RunInterrupted), stop_on_signals():
         ModelCheckpoint(dirpath=tmp_path)._save_checkpoint(trainer, str(tmp_path / "last.ckpt"))
     assert (tmp_path / "last.ckpt").read_text() == "whole"
+
+
+def test_sighup_stops_too_unless_ignored_as_under_nohup():
+    with pytest.raises(RunInterrupted) as exc, stop_on_signals():
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(5)
+    assert exc.value.exit_code == 129
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals():
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing raised
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
