@@ -96,9 +96,13 @@ def sp_information(
     Negative estimates are returned as they are. A :class:`SampleComplexityWarning` is issued for
     layers wider than :func:`sp_width_limit` (2 ln(N·R)).
 
-    Default budget: a pilot of 2048 queries estimates the per-query variance v of the I(X;T)
-    (and I(T;Y)) terms; then M = clip(⌈v / target_stderr²⌉, 2048, 10⁶), the pilot counting
-    towards M. A RuntimeWarning says so when the cap leaves a larger standard error.
+    Queries come in rounds of one per input (inputs are equal-weight strata; the standard error
+    is the stratified one, so the spread between inputs is not counted as Monte Carlo error).
+    Default budget: a pilot of max(2, ⌈2048/N⌉) rounds estimates the within-input variance v of
+    the I(X;T) (and I(T;Y)) terms; then k = ⌈v / (N·target_stderr²)⌉ rounds in all, at most
+    10⁶ queries, the pilot counting towards them. A RuntimeWarning says so when the cap leaves a
+    larger standard error. Given ``n_mc`` ≥ N: ⌈n_mc/N⌉ rounds; fewer: one query each for a
+    random subset of n_mc inputs (plain standard error).
 
     Args:
         sample_fn: maps a batch x of shape (B, ...) to one tensor per hidden layer, each (B, d_ℓ)
@@ -108,7 +112,7 @@ def sp_information(
         labels: optional (N,) integer class labels; without them I_TY is NaN (value and stderr).
         sigma: noise standard deviation σ > 0 of every hidden layer.
         n_replicas: R ≥ 2 propagations per input.
-        n_mc: Monte Carlo queries M per layer (default: from target_stderr, see above).
+        n_mc: Monte Carlo queries per layer (default: from target_stderr, see above).
         n_mc_conditional: older API, when h(T|X) had queries of its own: M is the larger of the
             two.
         chunk_size: inputs per ``sample_fn`` call (default max(1, 65536 // R)).
@@ -216,7 +220,7 @@ def _check_layer_output(s: Tensor, batch: int, r: int, layer: int) -> Tensor:
     return s.detach().reshape(batch // r, r, -1)
 
 
-_PILOT = 2048  # pilot queries for the default budget (kept as part of the estimate)
+_PILOT = 2048  # fewest pilot queries for the default budget (at least 2 rounds; kept)
 _QUERY_BATCH = 1 << 16  # queries evaluated at once (bounds the index's accumulators)
 
 
@@ -256,17 +260,15 @@ class _Layer:
         return total, own_class
 
 
-def _query_terms(
-    layer: _Layer, order: Tensor, start: int, stop: int, generator: torch.Generator | None
-) -> Tensor:
-    """Per query j in [start, stop), drawn from input order[j mod N]'s mixture: a (5, m) tensor of
+def _query_terms(layer: _Layer, inp: Tensor, generator: torch.Generator | None) -> Tensor:
+    """For one query per entry of ``inp``, drawn from that input's mixture: a (5, m) tensor of
     log ĝ_i − log ĝ, log ĝ_y − log ĝ, and the control-variate brackets of h(T), h(T|X), h(T|Y)."""
     s, sigma = layer.s, layer.sigma
     n, r, d = s.shape
     dev = s.device
-    inp = order[torch.arange(start, stop, device=dev) % n]
-    rep = (random_draws((stop - start,), dev, generator, "rand") * r).long().clamp_(max=r - 1)
-    z = random_draws((stop - start, d), dev, generator, "randn")
+    m = inp.numel()
+    rep = (random_draws((m,), dev, generator, "rand") * r).long().clamp_(max=r - 1)
+    z = random_draws((m, d), dev, generator, "randn")
     q = s[inp, rep].to(F64) + sigma * z
     own = dense_lse(q[:, None], s[inp], sigma, layer.chunk)[:, 0]  # log Σ_r k(q, s_ir)
     group = layer.groups[inp]
@@ -278,8 +280,53 @@ def _query_terms(
     return torch.stack([log_i - log_all, log_y - log_all, cv - log_all, cv - log_i, cv - log_y])
 
 
+class _Terms:
+    """Per-query terms in rounds: each round has one query per input, so inputs are strata of
+    equal weight and the standard error is the stratified one, sqrt(mean_i s_i² / (k·N)) for k
+    rounds — the spread between inputs is not Monte Carlo error. With fewer queries than inputs,
+    a random subset of inputs gets one query each (plain standard error)."""
+
+    def __init__(self, layer: _Layer, generator: torch.Generator | None) -> None:
+        self.layer, self.gen = layer, generator
+        self.n = layer.s.shape[0]
+        self.rounds: list[Tensor] = []  # (5, N) each
+        self.partial: Tensor | None = None
+
+    def draw_rounds(self, k: int) -> None:
+        dev = self.layer.s.device
+        for _ in range(k):
+            inp = torch.arange(self.n, device=dev)
+            parts = [
+                _query_terms(self.layer, inp[a : a + _QUERY_BATCH], self.gen)
+                for a in range(0, self.n, _QUERY_BATCH)
+            ]
+            self.rounds.append(torch.cat(parts, 1))
+
+    def draw_subset(self, m: int) -> None:
+        order = torch.argsort(random_draws((self.n,), self.layer.s.device, self.gen, "rand"))
+        self.partial = _query_terms(self.layer, order[:m], self.gen)
+
+    @property
+    def count(self) -> int:
+        return len(self.rounds) * self.n if self.rounds else int(self.partial.shape[1])
+
+    def estimate(self, k: int, offset: float = 0.0) -> Estimate:
+        if not self.rounds:
+            return _estimate(self.partial[k], offset)
+        x = torch.stack([r[k] for r in self.rounds])  # (rounds, N)
+        if x.shape[0] < 2:
+            return _estimate(x.reshape(-1), offset)
+        stderr = float((x.var(dim=0).mean() / x.numel()).sqrt())
+        return Estimate(offset + float(x.mean()), stderr)
+
+    def per_round_variance(self, k: int) -> float:
+        """Within-input variance of term k (what one more round reduces)."""
+        x = torch.stack([r[k] for r in self.rounds])
+        return float(x.var(dim=0).mean())
+
+
 def _estimate(values: Tensor, offset: float = 0.0) -> Estimate:
-    """offset + mean, stderr std/√M (conservative: queries are stratified over inputs)."""
+    """offset + mean, stderr std/√M."""
     m = values.numel()
     stderr = float(values.std() / math.sqrt(m)) if m > 1 else math.inf
     return Estimate(offset + float(values.mean()), stderr)
@@ -294,50 +341,39 @@ def _layer_information(
 ) -> dict[str, Estimate]:
     n, r, d = s.shape
     layer = _Layer(s, labels, sigma, kw["tol"], kw["chunk"])
-    gen, target = kw["generator"], kw["target_stderr"]
-    order = torch.argsort(random_draws((n,), s.device, gen, "rand"))
-
-    def draw(start: int, stop: int) -> Tensor:
-        parts = [
-            _query_terms(layer, order, a, min(a + _QUERY_BATCH, stop), gen)
-            for a in range(start, stop, _QUERY_BATCH)
-        ]
-        return torch.cat(parts, 1)
-
-    if n_mc is not None:
-        terms = draw(0, n_mc)
+    target = kw["target_stderr"]
+    terms = _Terms(layer, kw["generator"])
+    keys = (0, 1) if labels is not None else (0,)
+    if n_mc is not None and n_mc < n:
+        terms.draw_subset(n_mc)
+    elif n_mc is not None:
+        terms.draw_rounds(math.ceil(n_mc / n))
     else:
-        terms = draw(0, _PILOT)
-        spread = terms[0].var() if labels is None else torch.maximum(terms[0].var(), terms[1].var())
-        total = int(min(max(math.ceil(float(spread) / target**2), _PILOT), MAX_DEFAULT_N_MC))
-        if total > _PILOT:
-            terms = torch.cat([terms, draw(_PILOT, total)], 1)
-        _warn_if_short(terms, labels is not None, target)
+        pilot = max(2, math.ceil(_PILOT / n))
+        terms.draw_rounds(pilot)
+        within = max(terms.per_round_variance(k) for k in keys)
+        wanted = math.ceil(within / (n * target**2))
+        rounds = int(min(max(wanted, pilot), max(pilot, MAX_DEFAULT_N_MC // n)))
+        terms.draw_rounds(rounds - pilot)
+        worst = max(terms.estimate(k).stderr for k in keys)
+        if worst > target:
+            warnings.warn(
+                f"SP: {terms.count} queries (the cap) leave a standard error of {worst:.4f} "
+                f"nats, above the target {target}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     h0 = gaussian_entropy(d, sigma)
-    h_tx = Estimate(h0, 0.0) if _replicas_coincide(s, sigma) else _estimate(terms[3], h0)
-    i_ty = _estimate(terms[1]) if labels is not None else _NAN
-    h_ty = _estimate(terms[4], h0) if labels is not None else _NAN
+    exact_tx = _replicas_coincide(s, sigma)
     return {
-        "I_XT": _estimate(terms[0]),
-        "I_TY": i_ty,
-        "h_T": _estimate(terms[2], h0),
-        "h_T_given_X": h_tx,
-        "h_T_given_Y": h_ty,
+        "I_XT": terms.estimate(0),
+        "I_TY": terms.estimate(1) if labels is not None else _NAN,
+        "h_T": terms.estimate(2, h0),
+        "h_T_given_X": Estimate(h0, 0.0) if exact_tx else terms.estimate(3, h0),
+        "h_T_given_Y": terms.estimate(4, h0) if labels is not None else _NAN,
     }
 
 
 def _replicas_coincide(s: Tensor, sigma: float) -> bool:
     """Whether every input's replicas are one point (within 1e-6·σ): h(T|X) is then exact."""
     return float((s - s[:, :1]).abs().amax()) <= 1e-6 * sigma
-
-
-def _warn_if_short(terms: Tensor, with_labels: bool, target: float) -> None:
-    """The default budget is capped: say so when the reported standard error stays above target."""
-    worst = max(_estimate(terms[k]).stderr for k in ((0, 1) if with_labels else (0,)))
-    if worst > target:
-        warnings.warn(
-            f"SP: {terms.shape[1]} queries (the cap) leave a standard error of {worst:.4f} nats, "
-            f"above the target {target}",
-            RuntimeWarning,
-            stacklevel=3,
-        )

@@ -38,13 +38,24 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from infoflow.estimators.mixture.blocks import Blocks, box_gap2, tight_blocks
+from infoflow.estimators.mixture.blocks import Blocks, box_gap2, leaf_blocks, tight_blocks
 from infoflow.estimators.mixture.kernels import F64, dense_lse
 
 U32 = 2.0**-24  # float32 unit roundoff
 _MAX_CANDIDATES = 1 << 21  # block pairs listed at once (bounds the candidate lists' memory)
 _QUERY_LEAVES = (32, 8, 2, 1)
-_MAX_RADIUS = 6.0  # σ: blocks wider than this are cut finer
+_MAX_RADIUS = 3.0  # σ: query blocks wider than this are cut finer (keeps float32 exponents small)
+_NEAR = 2.0  # σ: the first pass takes centre blocks this close to a query block
+
+
+def _radius_buckets(radius: Tensor, sigma: float) -> list[Tensor]:
+    """Centre blocks by width (≤ 4σ, ≤ 16σ, wider): each bucket's search reach adds only its own
+    widest radius, so a few wide blocks in sparse regions do not widen every search."""
+    edges = [0.0, 4 * sigma, 16 * sigma, math.inf]
+    return [
+        (radius >= lo) & (radius < hi) if lo else radius < hi
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
 
 
 class _Level:
@@ -75,9 +86,7 @@ class MixtureIndex:
         tol: bound on each log-sum's error, nats (rounding and truncation together).
         chunk_elements: most kernel values materialised at once.
         groups: optional (n,) group ids 0..G−1 (e.g. class labels); sums are also kept per group.
-        key: optional (n,) sort key the blocks are cut from (default: Z-order of the centres);
-            SP passes its inputs' Z-order so that an input's replicas share blocks.
-        leaves: block sizes, tried largest first (see :func:`.blocks.tight_blocks`).
+        leaf: centres per block.
     """
 
     def __init__(
@@ -88,8 +97,7 @@ class MixtureIndex:
         tol: float,
         chunk_elements: int,
         groups: Tensor | None = None,
-        key: Tensor | None = None,
-        leaves: tuple[int, ...] = (64, 16, 4, 1),
+        leaf: int = 64,
     ) -> None:
         self.centers, self.sigma, self.tol, self.chunk = centers, sigma, tol, chunk_elements
         self.n, self.d = centers.shape
@@ -99,24 +107,35 @@ class MixtureIndex:
             torch.zeros(self.n, dtype=torch.long, device=dev) if groups is None else groups.long()
         )
         self.n_groups = int(self.groups.max()) + 1
+        blocks = leaf_blocks(centers, leaf, self.groups)
         self.levels = [
-            _Level(b) for b in tight_blocks(centers, leaves, _MAX_RADIUS * sigma, self.groups, key)
+            _Level(blocks.subset(sel, centers))
+            for sel in _radius_buckets(blocks.radius, sigma)
+            if bool(sel.any())
         ]
         self._point_tree: cKDTree | None = None
 
     # ------------------------------------------------------------------------------ public
-    def sums(
-        self, queries: Tensor, log_lower: Tensor | None = None, key: Tensor | None = None
-    ) -> KernelSums:
+    def sums(self, queries: Tensor, log_lower: Tensor | None = None) -> KernelSums:
         """Kernel sums at ``queries`` (m, d); ``log_lower`` (m,) a sure lower bound on log S(q)
-        (default: the kernel of the nearest centre); ``key`` the order blocks are cut from."""
+        (default: the kernel of the nearest centre).
+
+        Two passes: the centre blocks within ~2σ of a query block first, whose sums (less their
+        rounding bound) raise the lower bound and so shrink the cut-off radius of the second pass
+        — by a lot where many centres crowd around the queries."""
         if log_lower is None:
             log_lower = self.nearest_log_kernel(queries)
         m = queries.shape[0]
         acc = _Accumulator(m, self.n_groups, queries.device)
         skipped = torch.zeros(m, dtype=F64, device=queries.device)
-        for qb in tight_blocks(queries, _QUERY_LEAVES, _MAX_RADIUS * self.sigma, key=key):
-            low = torch.where(qb.valid, log_lower[qb.index].to(F64), math.inf).amin(1)
+        query_levels = tight_blocks(queries, _QUERY_LEAVES, _MAX_RADIUS * self.sigma)
+        for qb in query_levels:
+            for level in self.levels:
+                a, b = self._near_pairs(qb, level)
+                self._evaluate(qb, level.blocks, a, b, acc)
+        lower = torch.maximum(log_lower.to(F64), (acc.total - acc.err).clamp_min(0).log())
+        for qb in query_levels:
+            low = torch.where(qb.valid, lower[qb.index], math.inf).amin(1)
             skip = torch.zeros(qb.n_blocks, dtype=F64, device=queries.device)
             for level in self.levels:
                 for a, b, level_skip in self._pairs(qb, low, level):
@@ -147,54 +166,90 @@ class MixtureIndex:
         return torch.as_tensor(-self.s * dist**2, dtype=F64, device=queries.device)
 
     # ----------------------------------------------------------------------------- pruning
+    def _near_reach(self, qb: Blocks) -> Tensor:
+        """Block-centre distance within which a pair belongs to the first pass."""
+        return qb.radius + _NEAR * self.sigma
+
+    def _is_near(self, qb: Blocks, cb: Blocks, a: Tensor, b: Tensor) -> Tensor:
+        """The first pass's pairs, decided by one formula in both passes (no pair twice or never)."""
+        dist = (qb.center[a] - cb.center[b]).norm(dim=1)
+        return dist <= self._near_reach(qb)[a] + cb.radius[b]
+
+    def _candidates(self, qb: Blocks, level: _Level, reach: Tensor, rows: slice | None = None):
+        """(a, b, candidates per row) of centre blocks whose centres lie within reach of qb's."""
+        centers = qb.center.cpu().numpy()
+        reach_np = (reach * (1 + 1e-6)).cpu().numpy()
+        lens = level.tree.query_ball_point(centers, reach_np, return_length=True)
+        dev = qb.center.device
+        start = 0
+        for stop in _row_chunks(lens, _MAX_CANDIDATES):
+            lists = level.tree.query_ball_point(centers[start:stop], reach_np[start:stop])
+            counts = lens[start:stop]
+            b = np.fromiter(itertools.chain.from_iterable(lists), np.int64, int(counts.sum()))
+            a = np.repeat(np.arange(start, stop), counts)
+            yield torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev), start, stop
+            start = stop
+
+    def _near_pairs(self, qb: Blocks, level: _Level) -> tuple[Tensor, Tensor]:
+        reach = self._near_reach(qb) + level.max_radius
+        pairs = [
+            (a[near], b[near])
+            for a, b, _, _ in self._candidates(qb, level, reach)
+            for near in [self._is_near(qb, level.blocks, a, b)]
+        ]
+        return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+
     def _pairs(self, qb: Blocks, low: Tensor, level: _Level):
         """Yield (query blocks a, centre blocks b, skipped mass per query block) in batches."""
-        cb, tree = level.blocks, level.tree
+        cb = level.blocks
         n_level = int(cb.count.sum())
         # allowance per level ∝ its centres; beyond r_cut they weigh ≤ a quarter of it
         log_allow = low + math.log(self.tol / 2 * n_level / self.n)
         r_cut2 = ((math.log(4 * n_level) - log_allow) / self.s).clamp_min(0)
         reach = (qb.radius + level.max_radius + r_cut2.sqrt()) * (1 + 1e-9)
-        centers = qb.center.cpu().numpy()
-        reach_np = reach.cpu().numpy()
-        lens = tree.query_ball_point(centers, reach_np, return_length=True)
         dev = qb.center.device
         far_mass = (n_level * torch.exp(-self.s * r_cut2)).to(dev)
-        start = 0
-        for stop in _row_chunks(lens, _MAX_CANDIDATES):
-            lists = tree.query_ball_point(centers[start:stop], reach_np[start:stop])
-            counts = lens[start:stop]
-            b = np.fromiter(itertools.chain.from_iterable(lists), np.int64, int(counts.sum()))
-            a = np.repeat(np.arange(start, stop), counts)
-            a_t, b_t = torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev)
+        for a_t, b_t, start, stop in self._candidates(qb, level, reach):
+            rest = ~self._is_near(qb, cb, a_t, b_t)  # the first pass has the near ones
+            a_t, b_t = a_t[rest], b_t[rest]
             up = cb.count[b_t].to(F64).log() - self.s * box_gap2(
                 qb.lo[a_t], qb.hi[a_t], cb.lo[b_t], cb.hi[b_t]
             )
-            n_cand = torch.from_numpy(counts).to(dev, F64)[a_t - start]
+            n_cand = torch.bincount(a_t - start, minlength=stop - start).clamp_min(1)
+            n_cand = n_cand.to(F64)[a_t - start]
             keep = up > log_allow[a_t] - math.log(4) - n_cand.log()  # the rest: ≤ allowance / 4
             skipped = torch.zeros(qb.n_blocks, dtype=F64, device=dev)
             skipped.index_add_(0, a_t[~keep], up[~keep].exp())
             skipped[start:stop] += far_mass[start:stop]
             yield a_t[keep], b_t[keep], skipped
-            start = stop
 
     # -------------------------------------------------------------------------- evaluation
     def _evaluate(self, qb: Blocks, cb: Blocks, a: Tensor, b: Tensor, acc: _Accumulator) -> None:
+        """Add the kernel sums of block pairs (a, b), in float32 with a rounding bound per query.
+
+        With a = q − o, b = c − o (o the query block's centre, ‖a‖ ≤ 3σ):
+        e^{−s‖q−c‖²} = e^{−s‖a‖²} · e^{2s a·b − s‖b‖²}; the second factor comes from one batched
+        matmul and one exp (few passes over the tile), the first is applied per query in float64.
+        The exponent's rounding error is at most (2d + 10)·u·s·(‖a‖² + ‖b‖²) per term; its
+        kernel-weighted sum Σ_c k_c·‖b_c‖² comes from one more batched product.
+        """
         s, d = self.s, self.d
+        coef = (2 * d + 10) * U32 * s
         per = max(1, self.chunk // (qb.leaf * cb.leaf))
         for i in range(0, a.numel(), per):
             aa, bb = a[i : i + per], b[i : i + per]
             delta = cb.center[bb] - qb.center[aa]
             qa = qb.rel[aa]
             cp = cb.rel[bb] + delta.float().unsqueeze(1)
-            d2 = torch.baddbmm(cp.square().sum(-1).unsqueeze(1), qa, cp.transpose(1, 2), alpha=-2.0)
-            d2.add_(qa.square().sum(-1).unsqueeze(2))
-            part = d2.mul_(-s).exp_().mul_(cb.weight[bb].unsqueeze(1)).sum(-1).to(F64)
-            part.mul_(qb.valid[aa])
-            norms = qb.radius[aa].square() + (delta.norm(dim=1) + cb.radius[bb]).square()
-            d_e = s * (2 * d + 10) * U32 * norms
-            rel = d_e * d_e.exp() + (cb.leaf + 4) * U32
-            acc.add(qb.index[aa], cb.group[bb], part, rel)
+            cn = cp.square().sum(-1)
+            bias = (cn * -s).masked_fill_(~cb.valid[bb], -math.inf).unsqueeze(1)
+            k = torch.baddbmm(bias, qa, cp.transpose(1, 2), alpha=2 * s).exp_()
+            part = k.sum(-1).to(F64)
+            weighted = torch.bmm(k, cn.unsqueeze(2)).squeeze(2).to(F64)  # Σ_c k_c ‖b_c‖²
+            qn = qa.square().sum(-1).to(F64)
+            scale = torch.exp(-s * qn) * qb.valid[aa]
+            err = scale * (coef * (qn * part + weighted) + (cb.leaf + 4) * U32 * part)
+            acc.add(qb.index[aa], cb.group[bb], part * scale, err)
 
 
 class _Accumulator:
@@ -207,10 +262,10 @@ class _Accumulator:
         self.group = torch.zeros(m * n_groups, dtype=F64, device=device)
         self.group_err = torch.zeros(m * n_groups, dtype=F64, device=device)
 
-    def add(self, rows: Tensor, groups: Tensor, part: Tensor, rel: Tensor) -> None:
-        """Add block-pair sums ``part`` (p, leaf_q) for query ``rows`` (p, leaf_q), with the pairs'
-        relative error bounds ``rel`` (p,) and centre groups ``groups`` (p,)."""
-        err = (part * rel.unsqueeze(1)).reshape(-1)
+    def add(self, rows: Tensor, groups: Tensor, part: Tensor, err: Tensor) -> None:
+        """Add block-pair sums ``part`` (p, leaf_q) for query ``rows`` (p, leaf_q), with bounds
+        ``err`` (p, leaf_q) on their rounding errors and the centre groups ``groups`` (p,)."""
+        err = err.reshape(-1)
         flat, part = rows.reshape(-1), part.reshape(-1)
         self.total.index_add_(0, flat, part)
         self.err.index_add_(0, flat, err)
