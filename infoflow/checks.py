@@ -267,6 +267,29 @@ SCHEMA: dict[str, Spec] = {
     "trainer.accumulate_grad_batches": Spec(lambda v: v == 1, NOT_WITH_MANUAL_OPTIMISATION.allowed),
     "trainer.max_steps": integer(-1),
     "trainer.min_epochs": integer(0).or_null(),
+    "trainer.min_steps": integer(0).or_null(),
+    "trainer.max_time": text().or_null("(no limit); e.g. 00:12:00:00"),
+    "trainer.val_check_interval": any_of(
+        POSITIVE_INT,
+        PROBABILITY,
+        allowed="must be a fraction in (0, 1] of an epoch or a batch count",
+    ).or_null(),
+    "trainer.limit_test_batches": any_of(
+        integer(0), number(0, 1), allowed="must be a fraction in [0, 1] or a batch count >= 0"
+    ),
+    "trainer.limit_predict_batches": any_of(
+        integer(0), number(0, 1), allowed="must be a fraction in [0, 1] or a batch count >= 0"
+    ),
+    "trainer.overfit_batches": any_of(
+        integer(0), number(0, 1, hi_open=True), allowed="must be a fraction in [0, 1) or a count"
+    ),
+    "trainer.reload_dataloaders_every_n_epochs": integer(0),
+    "trainer.detect_anomaly": boolean(),
+    "trainer.inference_mode": boolean(),
+    "trainer.barebones": boolean(),
+    "trainer.sync_batchnorm": boolean(),
+    "trainer.use_distributed_sampler": boolean(),
+    "trainer.profiler": choice("simple", "advanced", "pytorch").or_null("(off)"),
     # loggers
     "logger.*.save_dir": text(),
     "logger.*.name": Spec(lambda v: v is None or isinstance(v, str), "must be a string or null"),
