@@ -12,8 +12,6 @@ import sys
 import traceback
 from typing import Any, NoReturn
 
-from infoflow.data.mnist import MnistDataError
-
 PROG = "infoflow"
 
 
@@ -29,8 +27,14 @@ class ConfigError(ValueError):
         self.key, self.value = key, value
 
 
+class DataError(RuntimeError):
+    """A data set that cannot be read or obtained (e.g. :class:`infoflow.data.mnist.MnistDataError`);
+    its message is one line saying what and where. Defined here so that data modules can use
+    :func:`one_line` without this module importing them."""
+
+
 # Exceptions that mean bad input (reported as one line, exit 1) rather than a bug.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, MnistDataError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError)
 
 
 def run_errors() -> tuple[type[Exception], ...]:

@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from infoflow.errors import one_line
 from infoflow.models.network import NoisyNetwork
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -81,7 +82,7 @@ def load_run(path: str | os.PathLike) -> FinishedRun:
     try:
         cfg = OmegaConf.load(path / "config.yaml")
     except Exception as exc:  # noqa: BLE001 - YAML or I/O: one line for the user
-        raise RunLoadError(f"{path / 'config.yaml'}: cannot read: {_one_line(exc)}") from exc
+        raise RunLoadError(f"{path / 'config.yaml'}: cannot read: {one_line(exc)}") from exc
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "noise" not in cfg:
         raise RunLoadError(f"{path / 'config.yaml'}: not an infoflow run config (no model/noise)")
     net = build_network(cfg)
@@ -90,14 +91,9 @@ def load_run(path: str | os.PathLike) -> FinishedRun:
         state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()}
         net.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - unpickling, missing or mismatched keys
-        msg = f"{path / CHECKPOINT}: cannot load into the configured model: {_one_line(exc)}"
+        msg = f"{path / CHECKPOINT}: cannot load into the configured model: {one_line(exc)}"
         raise RunLoadError(msg) from exc
     return FinishedRun(path, cfg, net.eval())
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def eval_set(cfg: DictConfig, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,6 +35,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
+from infoflow.errors import DataError, one_line
 from infoflow.io import write_atomic
 
 __all__ = [
@@ -79,7 +80,7 @@ CACHE_KEYS = ("x_train", "y_train", "x_test", "y_test")
 Log = Callable[[str], None]
 
 
-class MnistDataError(RuntimeError):
+class MnistDataError(DataError):
     """MNIST could not be read or obtained; the message is one line saying what and where."""
 
 
@@ -493,11 +494,10 @@ def _ensure_writable(directory: Path) -> None:
 
 
 def _reason(err: BaseException) -> str:
-    """One-line description of an exception."""
+    """One-line description of an exception (a URLError by its reason)."""
     if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
         err = err.reason if isinstance(err.reason, BaseException) else OSError(str(err.reason))
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 400 else text[:397] + "..."
+    return one_line(err, limit=400)
 
 
 # --------------------------------------------------------------------------- splits

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infoflow.errors import one_line
 from infoflow.records import (
     INFORMATION_FILE,
     TRAINING_FILE,
@@ -73,7 +74,7 @@ def _load_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ReportError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
+        raise ReportError(f"cannot read {path}: {one_line(exc)}") from exc
 
 
 def _overrides(job: Path, status: dict | None) -> dict[str, str]:
