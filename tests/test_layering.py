@@ -76,3 +76,17 @@ def test_infoflow_never_imports_the_callbacks():
     bad = {m: d for m, d in graph.items() if m.startswith("infoflow")}
     bad = {m: sorted(x for x in d if x.startswith("callbacks")) for m, d in bad.items()}
     assert {m: d for m, d in bad.items() if d} == {}
+
+
+def test_estimators_are_pure():
+    """Estimators take arrays and return numbers: no data sets, records or file writing (the IB
+    curve takes p(x, y); caching belongs to the data or records side)."""
+    banned = ("infoflow.data", "infoflow.records", "infoflow.io", "infoflow.plots", "callbacks")
+    graph = _graph("infoflow", "callbacks")
+    found = {m: sorted(d for d in deps if d.startswith(banned)) for m, deps in graph.items()}
+    for path in (ROOT / "infoflow" / "estimators").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found[_module_name(path)] += [n for n in names if n in ("tempfile", "shutil")]
+    assert {m: d for m, d in found.items() if d and m.startswith("infoflow.estimators")} == {}

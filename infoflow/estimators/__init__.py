@@ -5,7 +5,7 @@
 - :func:`binned_information` — binned H(T), I(X;T), I(T;Y) (Shwartz-Ziv & Tishby; Saxe et al.);
 - :func:`kde_information` — Kolchinsky–Tracey bounds (Saxe et al.);
 - :func:`clustering_scores` and friends — how representations cluster by class;
-- :func:`ib_curve`, :func:`szt_ib_curve` — the optimal information-bottleneck curve.
+- :func:`ib_curve`, :func:`joint_from_samples` — the optimal information-bottleneck curve of p(x, y).
 
 No Lightning here: the callbacks are the only code that knows both models and estimators.
 """
@@ -20,7 +20,7 @@ from infoflow.estimators.clustering import (
     kmeans_scores,
     silhouette_score,
 )
-from infoflow.estimators.ib_curve import IBCurve, ib_curve, szt_ib_curve
+from infoflow.estimators.ib_curve import IBCurve, ib_curve, joint_from_samples
 from infoflow.estimators.kde import kde_information
 from infoflow.estimators.mixture import (
     gaussian_entropy,
@@ -43,6 +43,7 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_mixture_entropy",
     "ib_curve",
+    "joint_from_samples",
     "kde_information",
     "kmeans",
     "kmeans_scores",
@@ -50,5 +51,4 @@ __all__ = [
     "nats_to_bits",
     "silhouette_score",
     "sp_information",
-    "szt_ib_curve",
 ]

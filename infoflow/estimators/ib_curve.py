@@ -30,15 +30,12 @@ the diagonal I(T;Y) = I(X;T) up to H(Y), then flat at H(Y) up to H(X).
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-__all__ = ["IBCurve", "ib_curve", "joint_from_samples", "szt_ib_curve"]
+__all__ = ["IBCurve", "ib_curve", "joint_from_samples"]
 
 _TINY = 1e-300
 
@@ -237,31 +234,3 @@ def joint_from_samples(x, y) -> tuple[np.ndarray, np.ndarray]:
     np.add.at(counts, (xi, yi), 1.0)
     n_x = counts.sum(axis=1)
     return n_x / n_x.sum(), counts / n_x[:, None]
-
-
-def szt_ib_curve(cache_dir: str | os.PathLike | None = None) -> IBCurve:
-    """IB curve of the SZT task (uniform p(x) over its 4096 inputs, deterministic y), in nats.
-
-    Uses ``infoflow.data.szt.make_szt_dataset()``. With ``cache_dir``, the result is stored in
-    ``cache_dir/szt_ib_curve.npz`` (written atomically: temporary file, then ``os.replace``) and
-    later calls load it. Expected: the diagonal up to H(Y) ≈ ln 2, flat up to ln 4096.
-    """
-    path = Path(cache_dir) / "szt_ib_curve.npz" if cache_dir is not None else None
-    if path is not None and path.exists():
-        with np.load(path) as f:
-            return IBCurve(i_xt=f["i_xt"], i_ty=f["i_ty"], beta=f["beta"])
-    from infoflow.data.szt import make_szt_dataset  # lazy: the data module is optional here
-
-    x, y = make_szt_dataset()[:2]
-    curve = ib_curve(*joint_from_samples(x, y))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".szt_ib_curve.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **curve._asdict())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return curve

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -16,7 +14,6 @@ from infoflow.estimators.ib_curve import (
     _informations,
     ib_curve,
     joint_from_samples,
-    szt_ib_curve,
 )
 
 FAST_BETAS = np.geomspace(1.0, 300.0, 70)
@@ -144,28 +141,8 @@ def test_szt_curve():
     szt = pytest.importorskip("infoflow.data.szt")
     x, y = szt.make_szt_dataset()[:2]
     h_y = _h(np.bincount(np.asarray(y)) / len(y))
-    c = szt_ib_curve()
+    c = ib_curve(*joint_from_samples(x, y))
     _check_deterministic_label_picture(c, math.log(4096), h_y)
-
-
-def test_szt_cache_is_written_atomically_and_reused(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_dataset():
-        calls.append(1)
-        x = np.array(list(itertools.product([0, 1], repeat=5)), dtype=np.uint8)
-        return torch.as_tensor(x), torch.as_tensor(x[:, 0].astype(np.int64))
-
-    fake = types.ModuleType("infoflow.data.szt")
-    fake.make_szt_dataset = fake_dataset
-    monkeypatch.setitem(sys.modules, "infoflow.data.szt", fake)
-    first = szt_ib_curve(tmp_path / "cache")
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["szt_ib_curve.npz"]
-    second = szt_ib_curve(tmp_path / "cache")
-    assert len(calls) == 1
-    for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
-    _check_deterministic_label_picture(second, math.log(32), math.log(2))
 
 
 @pytest.mark.parametrize(
