@@ -28,32 +28,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from infoflow.estimators.checks import check_activations, check_labels
+
 __all__ = ["SCHEMES", "bin_codes", "binned_information"]
 
 SCHEMES = ("tishby", "width", "adaptive")
 
 
 def _check_inputs(activations: Tensor, labels: Tensor, sample_ids: Tensor | None) -> Tensor:
-    if not isinstance(activations, Tensor):
-        raise ValueError("activations must be a torch.Tensor")
-    if activations.ndim == 1:
+    if isinstance(activations, Tensor) and activations.ndim == 1:
         activations = activations[:, None]
-    if activations.ndim != 2 or min(activations.shape) == 0:
-        shape = tuple(activations.shape)
-        raise ValueError(f"activations must have shape (n, d) with n, d >= 1, got {shape}")
-    if activations.is_complex() or not activations.is_floating_point():
-        activations = activations.double()
-    if not bool(torch.isfinite(activations).all()):
-        raise ValueError("activations contain NaN or inf")
-    n = activations.shape[0]
-    for name, t in (("labels", labels), ("sample_ids", sample_ids)):
-        if t is None and name == "sample_ids":
-            continue
-        if not isinstance(t, Tensor) or t.ndim != 1 or t.shape[0] != n:
-            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be a 1-D tensor of length {n}, got {got}")
-        if t.is_floating_point() or t.is_complex():
-            raise ValueError(f"{name} must be an integer tensor, got {t.dtype}")
+    activations = check_activations(activations, keep_float=True)
+    check_labels(labels, activations.shape[0])
+    if sample_ids is not None:
+        check_labels(sample_ids, activations.shape[0], "sample_ids")
     return activations
 
 

@@ -26,6 +26,8 @@ from torchmetrics.functional.clustering import (
     normalized_mutual_info_score,
 )
 
+from infoflow.estimators.checks import check_activations, check_count, check_labels
+
 __all__ = [
     "clustering_scores",
     "cosine_similarity_distributions",
@@ -38,24 +40,10 @@ __all__ = [
 
 
 def _check(activations: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    if not isinstance(activations, Tensor) or activations.ndim != 2 or min(activations.shape) == 0:
-        got = tuple(activations.shape) if isinstance(activations, Tensor) else type(activations)
-        raise ValueError(f"activations must be a (n, d) tensor with n, d >= 1, got {got}")
-    x = activations.double()
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("activations contain NaN or inf")
-    if not isinstance(labels, Tensor) or labels.ndim != 1 or len(labels) != len(x):
-        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels)
-        raise ValueError(f"labels must be a 1-D tensor of length {len(x)}, got {got}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"labels must be an integer tensor, got {labels.dtype}")
+    x = check_activations(activations)
+    check_labels(labels, len(x))
     y = torch.unique(labels.to(x.device), return_inverse=True)[1]
     return x, y
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def _generator(generator: torch.Generator | None) -> torch.Generator:
@@ -63,7 +51,7 @@ def _generator(generator: torch.Generator | None) -> torch.Generator:
 
 
 def _subsample(x: Tensor, y: Tensor, max_samples: int, generator) -> tuple[Tensor, Tensor]:
-    _check_count("max_samples", max_samples)
+    check_count("max_samples", max_samples)
     if len(x) <= max_samples:
         return x, y
     gen = _generator(generator)
@@ -125,7 +113,7 @@ def distance_ratio(activations: Tensor, labels: Tensor, *, chunk_size: int = 102
         0.1
     """
     x, y = _check(activations, labels)
-    _check_count("chunk_size", chunk_size)
+    check_count("chunk_size", chunk_size)
     m = _pair_moments(x, y, _euclid_block, chunk_size)
     if m[0, 0] == 0 or m[1, 0] == 0:
         raise ValueError("labels must have >= 2 classes and a class with >= 2 samples")
@@ -157,7 +145,7 @@ def silhouette_score(
         0.8997
     """
     x, y = _check(activations, labels)
-    _check_count("chunk_size", chunk_size)
+    check_count("chunk_size", chunk_size)
     x, y = _subsample(x, y, max_samples, generator)
     onehot = F.one_hot(y).double()
     counts = onehot.sum(dim=0)
@@ -200,7 +188,7 @@ def cosine_similarity_stats(
         0.0
     """
     x, y = _check(activations, labels)
-    _check_count("chunk_size", chunk_size)
+    check_count("chunk_size", chunk_size)
     m = _pair_moments(F.normalize(x, dim=1), y, _cosine_block, chunk_size)
     out = {}
     for row, name in ((0, "within"), (1, "between")):
@@ -294,13 +282,9 @@ def kmeans(
         >>> bool(a[0] == a[1] != a[2] == a[3])
         True
     """
-    if not isinstance(activations, Tensor) or activations.ndim != 2 or min(activations.shape) == 0:
-        raise ValueError("activations must be a (n, d) tensor with n, d >= 1")
-    x = activations.double()
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("activations contain NaN or inf")
+    x = check_activations(activations)
     for name, v in (("n_clusters", n_clusters), ("n_iter", n_iter), ("n_init", n_init)):
-        _check_count(name, v)
+        check_count(name, v)
     if n_clusters > len(x):
         raise ValueError(f"n_clusters must be <= n = {len(x)}, got {n_clusters}")
     gen = _generator(generator)

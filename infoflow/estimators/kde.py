@@ -28,25 +28,17 @@ import math
 import torch
 from torch import Tensor
 
+from infoflow.estimators.checks import check_activations, check_count, check_labels
+
 __all__ = ["kde_information"]
 
 
 def _check(activations: Tensor, labels: Tensor, noise_var: float, chunk_size: int) -> Tensor:
-    if not isinstance(activations, Tensor) or activations.ndim != 2 or min(activations.shape) == 0:
-        got = tuple(activations.shape) if isinstance(activations, Tensor) else type(activations)
-        raise ValueError(f"activations must be a (n, d) tensor with n, d >= 1, got {got}")
-    if not isinstance(labels, Tensor) or labels.ndim != 1 or len(labels) != len(activations):
-        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels)
-        raise ValueError(f"labels must be a 1-D tensor of length {len(activations)}, got {got}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"labels must be an integer tensor, got {labels.dtype}")
+    h = check_activations(activations)
+    check_labels(labels, len(h))
     if not (isinstance(noise_var, (int, float)) and math.isfinite(noise_var) and noise_var > 0):
         raise ValueError(f"noise_var must be a finite number > 0, got {noise_var!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    h = activations.double()
-    if not bool(torch.isfinite(h).all()):
-        raise ValueError("activations contain NaN or inf")
+    check_count("chunk_size", chunk_size)
     return h
 
 
