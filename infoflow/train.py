@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from infoflow.checks import check_config
+from infoflow.io import write_atomic
 from infoflow.models.module import ClassifierModule
 from infoflow.models.network import NoisyNetwork
 from infoflow.rundir import claim_run_dir
@@ -77,7 +78,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         torch.set_num_threads(cfg.threads)
     config = resolved_config(cfg)
     if rank_zero:
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
     try:
         datamodule = instantiate(cfg.dataset)
         module = build_module(cfg)
