@@ -117,14 +117,12 @@ class MixtureIndex:
 
     # ------------------------------------------------------------------------------ public
     def sums(self, queries: Tensor, log_lower: Tensor | None = None) -> KernelSums:
-        """Kernel sums at ``queries`` (m, d); ``log_lower`` (m,) a sure lower bound on log S(q)
-        (default: the kernel of the nearest centre).
+        """Kernel sums at ``queries`` (m, d); ``log_lower`` (m,) an optional sure lower bound on
+        log S(q) (the first pass gives one; queries it leaves at zero ask the nearest centre).
 
         Two passes: the centre blocks within ~2σ of a query block first, whose sums (less their
         rounding bound) raise the lower bound and so shrink the cut-off radius of the second pass
         — by a lot where many centres crowd around the queries."""
-        if log_lower is None:
-            log_lower = self.nearest_log_kernel(queries)
         m = queries.shape[0]
         acc = _Accumulator(m, self.n_groups, queries.device)
         skipped = torch.zeros(m, dtype=F64, device=queries.device)
@@ -133,7 +131,12 @@ class MixtureIndex:
             for level in self.levels:
                 a, b = self._near_pairs(qb, level)
                 self._evaluate(qb, level.blocks, a, b, acc)
-        lower = torch.maximum(log_lower.to(F64), (acc.total - acc.err).clamp_min(0).log())
+        lower = (acc.total - acc.err).clamp_min(0).log()
+        if log_lower is not None:
+            lower = torch.maximum(lower, log_lower.to(F64))
+        lost = torch.isinf(lower).nonzero()[:, 0]  # nothing within ~2σ: ask the nearest centre
+        if lost.numel():
+            lower[lost] = self.nearest_log_kernel(queries[lost])
         for qb in query_levels:
             low = torch.where(qb.valid, lower[qb.index], math.inf).amin(1)
             skip = torch.zeros(qb.n_blocks, dtype=F64, device=queries.device)
@@ -179,11 +182,15 @@ class MixtureIndex:
         """(a, b, candidates per row) of centre blocks whose centres lie within reach of qb's."""
         centers = qb.center.cpu().numpy()
         reach_np = (reach * (1 + 1e-6)).cpu().numpy()
-        lens = level.tree.query_ball_point(centers, reach_np, return_length=True)
+        lens = level.tree.query_ball_point(
+            centers, reach_np, return_length=True, workers=_workers()
+        )
         dev = qb.center.device
         start = 0
         for stop in _row_chunks(lens, _MAX_CANDIDATES):
-            lists = level.tree.query_ball_point(centers[start:stop], reach_np[start:stop])
+            lists = level.tree.query_ball_point(
+                centers[start:stop], reach_np[start:stop], workers=_workers()
+            )
             counts = lens[start:stop]
             b = np.fromiter(itertools.chain.from_iterable(lists), np.int64, int(counts.sum()))
             a = np.repeat(np.arange(start, stop), counts)
@@ -310,3 +317,8 @@ def _row_chunks(lens: np.ndarray, budget: int):
         yield stop
         base = int(cum[stop - 1])
         start = stop
+
+
+def _workers() -> int:
+    """scipy's threads for tree queries: as many as torch was given (the thread policy's)."""
+    return torch.get_num_threads()
