@@ -203,3 +203,77 @@ def test_layers_wider_than_max_width_are_not_estimated():
     assert list(sp_information(sample_fn, x, sigma=0.1, n_replicas=2, n_mc=200)) == [0, 1]
     with pytest.raises(ValueError, match="max_width"):
         sp_information(sample_fn, x, sigma=0.1, n_replicas=2, max_width=0)
+
+
+# --------------------------------------------------------------------- budget and stratification
+def clustered_inputs(n: int, spread: float, seed: int) -> torch.Tensor:
+    """(n, 1) inputs whose layer-0 samples overlap partly: the untrained-net regime."""
+    return spread * torch.randn(n, 1, generator=gen(seed), dtype=torch.float64)
+
+
+def test_default_budget_reaches_the_target_on_the_difference_itself():
+    sigma, g = 0.1, gen(30)
+    x = clustered_inputs(64, 0.15, 31)
+
+    def fn(v):  # replicas spread by one σ around each input: partial overlap everywhere
+        return [v + sigma * torch.randn(v.shape, generator=g, dtype=v.dtype)]
+
+    labels = (x[:, 0] > 0).long()
+    out = sp_information(
+        fn, x, labels, sigma=sigma, n_replicas=20, generator=gen(32), target_stderr=0.01
+    )[0]
+    assert out["I_XT"].stderr <= 0.0105 and out["I_TY"].stderr <= 0.0105
+    # the same plug-in quantity (same samples, replayed) from 20× the queries agrees
+    samples: list[torch.Tensor] = []
+
+    def record(v):
+        out = fn(v)
+        samples.append(out[0])
+        return out
+
+    first = sp_information(
+        record, x, labels, sigma=sigma, n_replicas=20, generator=gen(36), target_stderr=0.01
+    )[0]["I_XT"]
+    replay = torch.cat(samples)
+    many = sp_information(
+        lambda v: [replay[: v.shape[0]]],
+        x,
+        labels,
+        sigma=sigma,
+        n_replicas=20,
+        n_mc=64 * 200,
+        chunk_size=64,
+        generator=gen(37),
+    )[0]["I_XT"]
+    assert abs(first.value - many.value) < 4 * math.hypot(first.stderr, many.stderr)
+
+
+def test_stratified_stderr_is_honest_over_repeats():
+    """The reported standard error matches the spread of repeated estimates on fixed samples."""
+    sigma = 0.1
+    g = gen(33)
+    s = clustered_inputs(40, 0.2, 34).repeat_interleave(10, 0)
+    s = s + sigma * torch.randn(s.shape, generator=g, dtype=s.dtype)
+    samples = s.view(40, 10, 1)
+
+    def fn(v):  # replays the same samples: only the Monte Carlo queries vary between repeats
+        return [samples.reshape(-1, 1)[: v.shape[0]]]
+
+    x = torch.zeros(40, 1, dtype=torch.float64)
+    values, errs = [], []
+    for k in range(30):
+        e = sp_information(
+            fn, x, sigma=sigma, n_replicas=10, n_mc=400, chunk_size=40, generator=gen(100 + k)
+        )[0]["I_XT"]
+        values.append(e.value)
+        errs.append(e.stderr)
+    spread = float(np.std(values, ddof=1))
+    assert 0.6 < np.mean(errs) / spread < 1.6
+
+
+def test_fewer_queries_than_inputs_use_a_random_subset():
+    x = torch.arange(50, dtype=torch.float64)[:, None]
+    out = sp_information(
+        lambda v: [v * 1.0], x, sigma=0.01, n_replicas=3, n_mc=20, generator=gen(35)
+    )
+    assert out[0]["I_XT"].value == pytest.approx(math.log(50), abs=1e-6)  # separated inputs
