@@ -100,7 +100,6 @@ def main() -> None:
             sigma=0.005,
             n_replicas=args.replicas,
             n_mc=n_mc,
-            n_mc_conditional=n_mc,
         ),
         "binned (noiseless + noisy)": lambda: [
             binned_information(r, y, bin_size=[0.05], scheme="width")

@@ -32,6 +32,7 @@ class InformationCallback(ScheduledCallback):
         n_replicas: int,
         n_inputs: int | None,
         n_mc: int | None,
+        target_stderr: float,
         max_width: int | None,
         seed: int,
         every_n_epochs: int | None,
@@ -43,6 +44,7 @@ class InformationCallback(ScheduledCallback):
         self.n_replicas = n_replicas
         self.n_inputs = n_inputs
         self.n_mc = n_mc
+        self.target_stderr = target_stderr
         self.max_width = max_width
         self._said_skip = False
         self._said_wide = False
@@ -81,7 +83,7 @@ class InformationCallback(ScheduledCallback):
             sigma=m.beta,
             n_replicas=self.n_replicas,
             n_mc=self.n_mc,
-            n_mc_conditional=self.n_mc,
+            target_stderr=self.target_stderr,
             max_width=self.max_width,
         )
         return [

@@ -217,7 +217,10 @@ SCHEMA: dict[str, Spec] = {
     "estimator.every_n_epochs": POSITIVE_INT.or_null(),
     "estimator.n_replicas": Spec(integer(2).ok, "must be an integer >= 2 (replicas per input)"),
     "estimator.n_inputs": POSITIVE_INT.or_null("(the whole evaluation set)"),
-    "estimator.n_mc": integer(2).or_null("(aim at a 0.005-nat standard error)"),
+    "estimator.n_mc": integer(2).or_null("(aim at estimator.sp_target_stderr)"),
+    "estimator.sp_target_stderr": Spec(
+        number(0, lo_open=True).ok, "must be a number > 0 (nats; the stderr n_mc: null aims at)"
+    ),
     "estimator.sp_max_width": POSITIVE_INT.or_null("(every layer)"),
     "estimator.bin_scheme": choice(*BIN_SCHEMES),
     "estimator.bin_size": list_of(

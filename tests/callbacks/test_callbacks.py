@@ -24,7 +24,7 @@ from infoflow.models.module import ClassifierModule, Measurement
 from infoflow.models.network import NoisyNetwork
 
 SCHEDULE = {"seed": 5, "every_n_epochs": None, "n_points": 12}
-SP = {"n_replicas": 4, "n_inputs": 64, "n_mc": 256, "max_width": None}
+SP = {"n_replicas": 4, "n_inputs": 64, "n_mc": 256, "target_stderr": 0.005, "max_width": None}
 BINS = {"scheme": "width", "n_bins": None, "value_range": None, "noisy": True}
 
 
@@ -55,7 +55,6 @@ def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
     with torch.no_grad():
         direct = sp_information(
             module.net.sample_pre_noise, x[idx], y[idx], sigma=0.1, n_replicas=4, n_mc=256,
-            n_mc_conditional=256,
         )  # fmt: skip
     assert {v[0] for v in values} == {1, 2}
     for layer, est, quantity, value, stderr in values:
