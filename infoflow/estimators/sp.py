@@ -349,20 +349,7 @@ def _layer_information(
     elif n_mc is not None:
         terms.draw_rounds(math.ceil(n_mc / n))
     else:
-        pilot = max(2, math.ceil(_PILOT / n))
-        terms.draw_rounds(pilot)
-        within = max(terms.per_round_variance(k) for k in keys)
-        wanted = math.ceil(within / (n * target**2))
-        rounds = int(min(max(wanted, pilot), max(pilot, MAX_DEFAULT_N_MC // n)))
-        terms.draw_rounds(rounds - pilot)
-        worst = max(terms.estimate(k).stderr for k in keys)
-        if worst > target:
-            warnings.warn(
-                f"SP: {terms.count} queries (the cap) leave a standard error of {worst:.4f} "
-                f"nats, above the target {target}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        _draw_to_target(terms, keys, n, target)
     h0 = gaussian_entropy(d, sigma)
     exact_tx = _replicas_coincide(s, sigma)
     return {
@@ -372,6 +359,28 @@ def _layer_information(
         "h_T_given_X": Estimate(h0, 0.0) if exact_tx else terms.estimate(3, h0),
         "h_T_given_Y": terms.estimate(4, h0) if labels is not None else _NAN,
     }
+
+
+def _draw_to_target(terms: _Terms, keys: tuple[int, ...], n: int, target: float) -> None:
+    """Pilot rounds, then as many more as the within-input variance asks for (checked twice,
+    since the pilot's variance is itself an estimate), at most 10⁶ queries in all."""
+    cap = max(2, MAX_DEFAULT_N_MC // n)
+    terms.draw_rounds(max(2, math.ceil(_PILOT / n)))
+    for _ in range(3):
+        worst = max(terms.estimate(k).stderr for k in keys)
+        if worst <= target or len(terms.rounds) >= cap:
+            break
+        within = max(terms.per_round_variance(k) for k in keys)
+        wanted = max(math.ceil(within / (n * target**2)), len(terms.rounds) + 1)
+        terms.draw_rounds(min(wanted, cap) - len(terms.rounds))
+    worst = max(terms.estimate(k).stderr for k in keys)
+    if worst > target:
+        warnings.warn(
+            f"SP: {terms.count} queries (the cap) leave a standard error of {worst:.4f} nats, "
+            f"above the target {target}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def _replicas_coincide(s: Tensor, sigma: float) -> bool:
