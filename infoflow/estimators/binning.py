@@ -2,12 +2,19 @@
 
 Three binning schemes are offered:
 
-* ``"tishby"`` — Shwartz-Ziv & Tishby (2017) public code, reproduced exactly, quirk included:
-  ``edges = linspace(lo, hi, n_bins)`` and every value ``v`` is replaced by
+* ``"tishby"`` — Shwartz-Ziv & Tishby (2017) public code, reproduced bit for bit, quirks included:
+  ``edges = linspace(lo, hi, n_bins).astype(float32)`` (computed in float64, then rounded to
+  float32, as both their code and Saxe et al.'s do) and every value ``v`` is replaced by
   ``edges[digitize(v, edges) - 1]``; numpy's ``digitize`` returns 0 for ``v < lo``, so those values
-  land (index ``-1``) in the *last* bin, together with ``v >= hi``.
+  land (index ``-1``) in the *last* bin, together with ``v >= hi``. The comparison ``v >= edge``
+  is exact (numpy promotes both sides to a common type without rounding); with the float32 edges,
+  14 of the 30 edges of ``linspace(-1, 1, 30)`` lie below their float64 value, and a value exactly
+  at such an edge goes to the upper bin where a float64 rule would put it in the lower one.
 * ``"width"`` — Saxe et al. (2018): ``floor(v / bin_size)`` on an unbounded grid anchored at 0
-  (right for ReLU layers, whose values are not bounded by 1).
+  (right for ReLU layers, whose values are not bounded by 1). As in their code, the division is
+  done in float32 for float32 activations (numpy divides a float32 array by a Python float in
+  float32, with ``bin_size`` rounded to float32) and in float64 for any other dtype; values
+  next to a multiple of ``bin_size`` may land one bin apart under the two precisions.
 * ``"adaptive"`` — equal-mass bins per layer (Chelombiev et al., 2019): ``n_bins - 1`` interior
   edges at the ``k / n_bins`` quantiles of all the layer's values.
 
@@ -45,19 +52,34 @@ def _check_inputs(activations: Tensor, labels: Tensor, sample_ids: Tensor | None
     return activations
 
 
+def _tishby_edges(n_bins: int, lo: float, hi: float, device) -> Tensor:
+    """The original code's edges: float64 ``linspace`` rounded to float32, held exactly in
+    float64 (``np.linspace(lo, hi, n, dtype="float32")`` gives the same values)."""
+    edges = np.linspace(lo, hi, n_bins).astype(np.float32).astype(np.float64)
+    return torch.as_tensor(edges, dtype=torch.float64, device=device)
+
+
 def _tishby_codes(x: Tensor, n_bins: int, lo: float, hi: float) -> Tensor:
-    # np.linspace in float64 gives the exact edges of the original code; digitize(v, edges)
-    # (right=False, increasing edges) == searchsorted(edges, v, side="right") = i in [0, n_bins].
-    edges = torch.as_tensor(np.linspace(lo, hi, n_bins), dtype=torch.float64, device=x.device)
+    # digitize(v, edges) (right=False, non-decreasing edges) == searchsorted(edges, v, side="right")
+    # = i in [0, n_bins]. numpy compares v with the float32 edges exactly (both promoted to a
+    # common type without rounding); float64 holds every float32 edge and every float16/32 value
+    # exactly, so comparing in float64 is the same test.
+    edges = _tishby_edges(n_bins, lo, hi, x.device)
     idx = torch.searchsorted(edges, x.double().contiguous(), right=True)
     # edges[i - 1]: i = 0 (v < lo) wraps to the last edge, the same bin as i = n_bins (v >= hi).
+    # Distinct indices are distinct edge values: two equal float32 edges leave an empty bin.
     return idx.masked_fill_(idx == 0, n_bins) - 1
 
 
 def _width_codes(x: Tensor, bin_size: float, n_bins: int | None, rng: tuple | None) -> Tensor:
-    x = x.double()
     if n_bins is None:
-        return torch.floor(x / bin_size).long()
+        # Saxe et al.'s np.floor(x / binsize): float32 / Python float is a float32 division in
+        # numpy, by float32(binsize). A 0-d tensor divisor (not a Python scalar) keeps it a true
+        # IEEE division on every device (CUDA multiplies by the reciprocal of a scalar divisor).
+        dtype = torch.float32 if x.dtype == torch.float32 else torch.float64
+        size = torch.tensor(bin_size, dtype=dtype, device=x.device)
+        return torch.floor(x.to(dtype) / size).long()
+    x = x.double()
     lo, hi = rng if rng is not None else (x.min().item(), x.max().item())
     width = (hi - lo) / n_bins
     if width <= 0:
@@ -86,11 +108,12 @@ def bin_codes(
     Two values share a code iff the scheme puts them in the same bin. Exactly one of ``n_bins``
     and ``bin_size`` must be given (a single value). Rules (see the module docstring):
 
-    * ``tishby``: ``n_bins`` edges ``linspace(lo, hi, n_bins)``, default ``(lo, hi) = (-1, 1)``;
-      ``bin_size`` gives ``n_bins = round((hi - lo) / bin_size) + 1`` edges.
-    * ``width``: ``bin_size`` gives ``floor(v / bin_size)``; ``n_bins`` gives ``n_bins`` equal bins
-      over ``value_range`` (default: the layer's [min, max]), ``floor((v - lo) / w)`` clipped to
-      ``[0, n_bins - 1]``, ``w = (hi - lo) / n_bins``.
+    * ``tishby``: ``n_bins`` edges ``linspace(lo, hi, n_bins)`` rounded to float32, default
+      ``(lo, hi) = (-1, 1)``; ``bin_size`` gives ``n_bins = round((hi - lo) / bin_size) + 1`` edges.
+    * ``width``: ``bin_size`` gives ``floor(v / bin_size)``, divided in float32 for float32
+      activations and in float64 otherwise; ``n_bins`` gives ``n_bins`` equal bins over
+      ``value_range`` (default: the layer's [min, max]), ``floor((v - lo) / w)`` in float64,
+      clipped to ``[0, n_bins - 1]``, ``w = (hi - lo) / n_bins``.
     * ``adaptive``: ``n_bins`` equal-mass bins over all the layer's values (``bin_size`` invalid).
 
     Example:
@@ -188,7 +211,8 @@ def binned_information(
     with every probability the empirical frequency over the n rows.
 
     Args:
-        activations: (n, d) float tensor, one layer's representation of n samples (CPU or CUDA).
+        activations: (n, d) float tensor, one layer's representation of n samples (CPU or CUDA);
+            its dtype matters only to ``width`` with ``bin_size`` (float32 division for float32).
         labels: (n,) integer tensor of class labels.
         n_bins: number of bins (``tishby``: number of edges, 30 in the paper), or a list of them.
         bin_size: bin width, or a list of widths (not with ``adaptive``).

@@ -17,15 +17,31 @@ def _entropy_of_rows(rows: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def _original_rule(data: np.ndarray, labels: np.ndarray, n_bins: int) -> tuple[float, float]:
-    """Literal numpy re-implementation of Shwartz-Ziv & Tishby's binning + entropies."""
-    bins = np.linspace(-1, 1, n_bins)
-    digitized = bins[np.digitize(np.squeeze(data.reshape(1, -1)), bins) - 1].reshape(len(data), -1)
+def _h_and_i_ty(digitized: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     h_t = _entropy_of_rows(digitized)
     h_t_given_y = sum(
         np.mean(labels == y) * _entropy_of_rows(digitized[labels == y]) for y in np.unique(labels)
     )
     return h_t, h_t - h_t_given_y
+
+
+def _original_rule(
+    data: np.ndarray, labels: np.ndarray, n_bins: int, edge_dtype=np.float32
+) -> tuple[float, float]:
+    """Literal numpy port of Shwartz-Ziv & Tishby's binning + entropies (IDNNs'
+    ``calc_information_sampling``: ``bins = bins.astype(np.float32)``; Saxe et al.'s ibsgd:
+    ``np.linspace(-1, 1, num_of_bins, dtype='float32')``). ``edge_dtype=np.float64`` is the
+    float64 rule infoflow used before, for the ties test."""
+    bins = np.linspace(-1, 1, n_bins).astype(edge_dtype)
+    digitized = bins[np.digitize(np.squeeze(data.reshape(1, -1)), bins) - 1].reshape(len(data), -1)
+    return _h_and_i_ty(digitized, labels)
+
+
+def _ibsgd_width_rule(data: np.ndarray, labels: np.ndarray, binsize: float) -> tuple[float, float]:
+    """Literal numpy port of Saxe et al.'s ``bin_calc_information2``:
+    ``np.floor(d / binsize).astype('int')`` on the layer's own array (float32 in their Keras runs:
+    a float32 division by float32(binsize))."""
+    return _h_and_i_ty(np.floor(data / binsize).astype("int"), labels)
 
 
 @pytest.fixture
@@ -45,6 +61,92 @@ def test_tishby_reproduces_original_rule(gen, n_bins, dtype):
     assert got["H_T"] == pytest.approx(h_t, abs=1e-12)
     assert got["I_TY"] == pytest.approx(i_ty, abs=1e-12)
     assert got["I_XT"] == got["H_T"]  # distinct samples
+
+
+def _ties_below_float64_edges() -> tuple[np.ndarray, np.ndarray]:
+    """One unit, two samples per float32 edge of linspace(-1, 1, 30) that lies below its float64
+    value (and whose lower neighbour does not, so that pairs never share a bin): one exactly at
+    the float32 edge (label 0), one in the middle of the bin below (label 1). The float32 rule
+    (the original) separates each of the 10 pairs: H(T) = ln 20, I(T;Y) = ln 2; a float64 rule
+    puts both in the lower bin: H(T) = ln 10, I(T;Y) = 0."""
+    e64 = np.linspace(-1, 1, 30)
+    e32 = e64.astype(np.float32)
+    low = np.flatnonzero(e32 < e64)
+    assert len(low) == 14  # as papers.md says
+    low = low[~np.isin(low - 1, low)]
+    at_edge = e32[low]
+    below = ((e64[low - 1] + e64[low]) / 2).astype(np.float32)
+    acts = np.concatenate([at_edge, below])[:, None]
+    labels = np.repeat([0, 1], len(low))
+    return acts, labels
+
+
+def test_tishby_ties_at_float32_edges_follow_the_original_rule():
+    acts, labels = _ties_below_float64_edges()
+    assert len(acts) == 2 * 10
+    original = _original_rule(acts, labels, 30)
+    float64_rule = _original_rule(acts, labels, 30, edge_dtype=np.float64)
+    assert original == pytest.approx((math.log(20), math.log(2)), abs=1e-12)
+    assert float64_rule == pytest.approx((math.log(10), 0.0), abs=1e-12)
+    for dtype in (torch.float32, torch.float64):  # float32 and float64 data: same exact test
+        x = torch.from_numpy(acts).to(dtype)
+        got = binned_information(x, torch.from_numpy(labels), n_bins=30)
+        assert (got["H_T"], got["I_TY"]) == pytest.approx(original, abs=1e-12)
+        assert got["I_TY"] - float64_rule[1] == pytest.approx(math.log(2))  # ΔI = ln 2 nats
+        # the codes are the original's bins, one for one
+        codes = bin_codes(x, n_bins=30).squeeze(1).numpy()
+        e32 = np.linspace(-1, 1, 30).astype(np.float32)
+        assert np.array_equal(codes, np.digitize(acts[:, 0], e32) - 1)
+
+
+def test_tishby_ties_mixed_into_a_layer(gen):
+    # tanh activations in float32 with a third of the values set exactly to float32 edges
+    acts = torch.tanh(torch.randn(600, 4, generator=gen) * 1.5)
+    e32 = torch.from_numpy(np.linspace(-1, 1, 30).astype(np.float32))
+    mask = torch.rand(600, 4, generator=gen) < 1 / 3
+    acts[mask] = e32[torch.randint(0, 30, (int(mask.sum()),), generator=gen)]
+    labels = torch.randint(0, 2, (600,), generator=gen)
+    original = _original_rule(acts.numpy(), labels.numpy(), 30)
+    float64_rule = _original_rule(acts.numpy(), labels.numpy(), 30, edge_dtype=np.float64)
+    got = binned_information(acts, labels, n_bins=30)
+    assert (got["H_T"], got["I_TY"]) == pytest.approx(original, abs=1e-12)
+    assert got["H_T"] != pytest.approx(float64_rule[0], abs=1e-6)  # the ties matter here
+
+
+def _ties_at_multiples_of(binsize: float, n: int = 200) -> np.ndarray:
+    """float32 values next to k * binsize where float32 and float64 division disagree."""
+    near = np.array([np.float32(k * binsize) for k in range(-n, n)], dtype=np.float32)
+    cand = np.concatenate([near, np.nextafter(near, np.float32(np.inf))])
+    differ = np.floor(cand / binsize) != np.floor(cand.astype(np.float64) / binsize)
+    return cand[differ]
+
+
+def test_width_float32_division_matches_ibsgd():
+    ties = _ties_at_multiples_of(0.07)
+    # each tie (label 0) beside a value (label 1) in the bin float64 division gives the tie; keep
+    # the ties whose float32 bin is no other tie's float64 bin, so that pairs never share a bin
+    f64_bin = np.floor(ties.astype(np.float64) / 0.07)
+    keep = ~np.isin(np.floor(ties / 0.07), f64_bin)
+    ties, f64_bin = ties[keep], f64_bin[keep]
+    assert len(np.unique(f64_bin)) == len(ties) > 20
+    partner = ((f64_bin + 0.5) * 0.07).astype(np.float32)
+    acts = np.concatenate([ties, partner])[:, None]
+    labels = np.repeat([0, 1], len(ties))
+    ibsgd = _ibsgd_width_rule(acts, labels, 0.07)
+    float64_rule = _ibsgd_width_rule(acts.astype(np.float64), labels, 0.07)
+    got = binned_information(
+        torch.from_numpy(acts), torch.from_numpy(labels), bin_size=0.07, scheme="width"
+    )
+    assert (got["H_T"], got["I_TY"]) == pytest.approx(ibsgd, abs=1e-12)
+    # float32 division separates every pair, float64 joins them: ΔI = ln 2 nats
+    assert got["I_TY"] - float64_rule[1] == pytest.approx(math.log(2), abs=1e-12)
+    codes = bin_codes(torch.from_numpy(acts), bin_size=0.07, scheme="width")
+    assert np.array_equal(codes.numpy(), np.floor(acts / 0.07).astype(np.int64))
+    # float64 activations keep a float64 division
+    got64 = binned_information(
+        torch.from_numpy(acts).double(), torch.from_numpy(labels), bin_size=0.07, scheme="width"
+    )
+    assert (got64["H_T"], got64["I_TY"]) == pytest.approx(float64_rule, abs=1e-12)
 
 
 def test_tishby_quirk_below_range_joins_last_bin():
