@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 class InformationCallback(ScheduledCallback):
     """Sample-propagation estimates per hidden layer, with standard errors.
 
-    At each scheduled epoch, ``n_inputs`` inputs are drawn uniformly with replacement from the
-    evaluation set (all of it when ``n_inputs`` is null: for SZT all 4096 patterns), each
-    propagated ``n_replicas`` times through the noisy network. Skipped for β = 0, where I(X;T) is
+    At each scheduled epoch, SP measures every input of the evaluation set exactly once, in order,
+    when ``n_inputs`` is null (for SZT the 4096 patterns); a number N draws N inputs uniformly
+    with replacement, as the papers' code did (seeded by the callback's seed and the epoch).
+    Each input is propagated ``n_replicas`` times through the noisy network. Skipped for β = 0, where I(X;T) is
     infinite or constant (Goldfeld et al., Sec. 2) and SP has no noise to work with. Layers wider
     than ``max_width`` (e.g. convolutional ones) are skipped, with one log line.
     """
@@ -74,12 +75,14 @@ class InformationCallback(ScheduledCallback):
             return self._skip_deterministic()
         x, y = m.inputs, m.labels
         self._say_wide_layers(m.widths)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + m.epoch)
-        idx = torch.randint(len(x), (self.n_inputs or len(x),), generator=gen).to(x.device)
+        if self.n_inputs is not None:  # an explicit N: drawn with replacement, as the papers did
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + m.epoch)
+            idx = torch.randint(len(x), (self.n_inputs,), generator=gen).to(x.device)
+            x, y = x[idx], y[idx]
         result = sp_information(
             m.sample_fn,
-            x[idx],
-            y[idx],
+            x,
+            y,
             sigma=m.beta,
             n_replicas=self.n_replicas,
             n_mc=self.n_mc,

@@ -50,6 +50,7 @@ def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
     torch.manual_seed(11)
     values = _measure(cb, module, 7)
     x, y = dm.eval_set()
+    # n_inputs = 64: drawn with replacement from the evaluation set, seeded by seed and epoch
     idx = torch.randint(len(x), (64,), generator=torch.Generator().manual_seed(5 * 1_000_003 + 7))
     torch.manual_seed(11)
     with torch.no_grad():
@@ -62,6 +63,27 @@ def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
         assert value == pytest.approx(direct[layer - 1][quantity].value, abs=1e-12)
         assert stderr == pytest.approx(direct[layer - 1][quantity].stderr, abs=1e-12)
     assert {v[2] for v in values} >= {"I_XT", "I_TY", "h_T", "h_T_given_X"}
+
+
+def test_information_callback_null_n_inputs_takes_each_input_once(setup, tmp_path, monkeypatch):
+    """n_inputs: null passes the evaluation set itself to SP: every input once, in order, no
+    duplicates (a number N draws with replacement: the test above)."""
+    module, dm = setup
+    seen = []
+
+    def capture(sample_fn, x, y, **kw):
+        seen.append((x, y))
+        return {}
+
+    monkeypatch.setattr("callbacks.information.sp_information", capture)
+    cb = InformationCallback(str(tmp_path), **{**SP, "n_inputs": None}, **SCHEDULE)
+    for epoch in (0, 7):
+        assert _measure(cb, module, epoch) == []
+    x, y = dm.eval_set()
+    assert len(seen) == 2
+    for got_x, got_y in seen:
+        assert torch.equal(got_x, x) and torch.equal(got_y, y)
+        assert len(torch.unique(got_x, dim=0)) == len(x) == 4096  # SZT's patterns are distinct
 
 
 def test_information_callback_skips_deterministic_nets(setup, tmp_path):
