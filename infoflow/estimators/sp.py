@@ -293,14 +293,15 @@ class _Terms:
         self.partial: Tensor | None = None
 
     def draw_rounds(self, k: int) -> None:
-        dev = self.layer.s.device
-        for _ in range(k):
-            inp = torch.arange(self.n, device=dev)
-            parts = [
-                _query_terms(self.layer, inp[a : a + _QUERY_BATCH], self.gen)
-                for a in range(0, self.n, _QUERY_BATCH)
-            ]
-            self.rounds.append(torch.cat(parts, 1))
+        """k more rounds, evaluated together (larger query batches make fuller, tighter blocks)."""
+        if k <= 0:
+            return
+        inp = torch.arange(self.n, device=self.layer.s.device).repeat(k)
+        parts = [
+            _query_terms(self.layer, inp[a : a + _QUERY_BATCH], self.gen)
+            for a in range(0, inp.numel(), _QUERY_BATCH)
+        ]
+        self.rounds += list(torch.cat(parts, 1).view(5, k, self.n).unbind(1))
 
     def draw_subset(self, m: int) -> None:
         order = torch.argsort(random_draws((self.n,), self.layer.s.device, self.gen, "rand"))
