@@ -10,18 +10,24 @@ exceeds ``tol`` is recomputed exactly in float64 over every centre (:func:`.kern
 
 How (cost follows the centres within a few σ of the queries):
 
-1. Centres and queries are cut into blocks of consecutive points in Z-order
-   (:class:`.blocks.Blocks`), each with a box, a centre and a radius.
-2. Each query block gets a lower bound L on its sums (the caller's — in SP the sum over the query's
-   own input's replicas — or the kernel of the nearest centre, from scipy's cKDTree) and so an
-   allowance tol/2·L of mass it may skip. Centre blocks farther than r_cut, where all n centres
-   together weigh at most a quarter of the allowance, are never visited: a cKDTree over block
-   centres lists the others. Of those, blocks whose bound count·e^{−gap²/2σ²} is below a share of
-   a further quarter are skipped too. The skipped mass is bounded per block.
-3. Kept block pairs are evaluated in batches: ‖q − c‖² = ‖a‖² + ‖b‖² − 2a·b in float32 with a and
-   b relative to the query block's centre, so that |Δ‖q − c‖²| ≤ (2d + 10)·u·(‖a‖² + ‖b‖²), u = 2⁻²⁴
-   (the inputs' rounding, the dot product and the norms). This bound, per block pair, and the
-   float32 exp and summation error ((leaf + 4)·u) are accumulated per query beside the sums.
+1. Centres and queries are cut into blocks: the leaves of balanced k-d trees (scipy's cKDTree),
+   tight in any dimension, each with a box, a centre and a radius (:mod:`.blocks`); query blocks
+   wider than 3σ are cut finer. Centre blocks are kept in three buckets by width, each with a
+   cKDTree over its block centres, so that a few wide blocks do not widen every search.
+2. First pass: the centre blocks within 2σ of a query block are summed. Their sums, less their
+   rounding bound, are a sure lower bound L on each query's sum (raised to the caller's bound if
+   larger — in SP, the query's own input's replicas — and the nearest centre's kernel where the
+   pass found nothing), and so an allowance tol/2·L of mass the query block may skip.
+3. Second pass: centre blocks farther than r_cut, where all of a bucket's centres together weigh at
+   most a quarter of its share of the allowance, are never visited (the cKDTree lists the others);
+   of those listed, blocks whose bound count·e^{−gap²/2σ²} is below a share of a further quarter
+   are skipped too. The rest are summed. The skipped mass is bounded per query block.
+4. Block pairs are summed in batches. With a = q − o, b = c − o (o the query block's centre),
+   e^{−s‖q−c‖²} = e^{−s‖a‖²} · e^{2s a·b − s‖b‖²}: the second factor from one float32 batched
+   matmul and one exp, the first applied per query in float64. The exponent's rounding error is at
+   most (2d + 10)·u·s·(‖a‖² + ‖b‖²), u = 2⁻²⁴ (the inputs' rounding, the dot product and the
+   norms); its kernel-weighted sum and the float32 exp and summation error ((leaf + 4)·u) are
+   accumulated per query beside the sums.
 
 The relative error of S(q) is then at most (float32 error + skipped mass) / S(q), which is what
 :attr:`KernelSums.bound` reports; log S is off by at most that much.
@@ -297,14 +303,6 @@ def _log_error(total: Tensor, err: Tensor) -> Tensor:
     """Bound on |log S_true − log S| when |S_true − S| ≤ err: err / (S − err), inf if S ≤ err."""
     room = total - err
     return torch.where(room > 0, err / room, math.inf)
-
-
-def _block_of(qb: Blocks, m: int) -> Tensor:
-    """The query block of every query."""
-    out = torch.empty(m, dtype=torch.long, device=qb.index.device)
-    rows = torch.arange(qb.n_blocks, device=qb.index.device)[:, None].expand_as(qb.index)
-    out[qb.index[qb.valid]] = rows[qb.valid]
-    return out
 
 
 def _row_chunks(lens: np.ndarray, budget: int):
