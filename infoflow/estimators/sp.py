@@ -36,10 +36,11 @@ from infoflow.estimators.mixture import DEFAULT_TARGET_STDERR, DEFAULT_TOL, Mixt
 from infoflow.estimators.mixture.checks import check_chunk, check_n_mc, check_sigma, check_tol
 from infoflow.estimators.mixture.entropy import (
     MAX_DEFAULT_N_MC,
-    _use_index,
     certified_log_sums,
     gaussian_entropy,
+    mc_estimate,
     random_draws,
+    use_index,
 )
 from infoflow.estimators.mixture.kernels import F64, dense_lse
 from infoflow.estimators.result import Estimate
@@ -90,7 +91,7 @@ def sp_information(
     and ``sample_fn`` is called once per chunk, under ``torch.no_grad()``. Every quantity of a
     layer comes from one set of M Monte Carlo queries spread evenly over the inputs (module
     docstring): I(X;T_ℓ) and I(T_ℓ;Y) are means of per-query log-density differences, so their
-    standard errors are those of the differences themselves (std/√M, conservative). h(T_ℓ|X) is
+    standard errors are those of the differences themselves (stratified, below). h(T_ℓ|X) is
     exactly (d/2) ln(2πeσ²), stderr 0, for a layer whose replicas coincide (the first hidden layer:
     S_1 is a function of x alone). p(y) is the empirical class frequency among ``inputs``.
     Negative estimates are returned as they are. A :class:`SampleComplexityWarning` is issued for
@@ -241,7 +242,7 @@ class _Layer:
         self.centers = s.reshape(n * r, d)
         self.c_groups = self.groups.repeat_interleave(r)
         self.index = None
-        if _use_index(n * r, max(n, _PILOT), d, tol):
+        if use_index(n * r, max(n, _PILOT), d, tol):
             self.index = MixtureIndex(
                 self.centers, sigma, tol=tol, chunk_elements=chunk, groups=self.c_groups
             )
@@ -313,10 +314,10 @@ class _Terms:
 
     def estimate(self, k: int, offset: float = 0.0) -> Estimate:
         if not self.rounds:
-            return _estimate(self.partial[k], offset)
+            return mc_estimate(self.partial[k], offset)
         x = torch.stack([r[k] for r in self.rounds])  # (rounds, N)
         if x.shape[0] < 2:
-            return _estimate(x.reshape(-1), offset)
+            return mc_estimate(x.reshape(-1), offset)
         stderr = float((x.var(dim=0).mean() / x.numel()).sqrt())
         return Estimate(offset + float(x.mean()), stderr)
 
@@ -324,13 +325,6 @@ class _Terms:
         """Within-input variance of term k (what one more round reduces)."""
         x = torch.stack([r[k] for r in self.rounds])
         return float(x.var(dim=0).mean())
-
-
-def _estimate(values: Tensor, offset: float = 0.0) -> Estimate:
-    """offset + mean, stderr std/√M."""
-    m = values.numel()
-    stderr = float(values.std() / math.sqrt(m)) if m > 1 else math.inf
-    return Estimate(offset + float(values.mean()), stderr)
 
 
 def _layer_information(

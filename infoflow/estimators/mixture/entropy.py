@@ -53,7 +53,7 @@ def random_draws(
     return fn(shape, dtype=F64, device=generator.device, generator=generator).to(device)
 
 
-def _use_index(n: int, m: int, d: int, tol: float) -> bool:
+def use_index(n: int, m: int, d: int, tol: float) -> bool:
     """Prune only where it can pay: many centres and queries, a moderate width, a tolerance."""
     return tol > 0 and d <= 16 and n > 4096 and n * m > _MIN_INDEXED * 1000
 
@@ -102,7 +102,7 @@ def mixture_log_density(
         raise ValueError(f"queries have d={queries.shape[1]} but centers have d={centers.shape[1]}")
     tol = check_tol(tol)
     n, d = centers.shape
-    if not _use_index(n, queries.shape[0], d, tol):
+    if not use_index(n, queries.shape[0], d, tol):
         return dense_lse(queries[None], centers[None], sigma, chunk_elements)[0] + log_norm(
             n, d, sigma
         )
@@ -146,9 +146,11 @@ def _log_own_kernel(z: Tensor, sigma: float) -> Tensor:
     return -0.5 * d * math.log(2 * math.pi * sigma**2) - 0.5 * (z * z).sum(-1)
 
 
-def _mc_estimate(values: Tensor, offset: float = 0.0) -> Estimate:
-    """offset + the mean of ``values``, with the standard error std / √M."""
-    return Estimate(offset + float(values.mean()), float(values.std() / math.sqrt(values.numel())))
+def mc_estimate(values: Tensor, offset: float = 0.0) -> Estimate:
+    """offset + the mean of ``values``, with the standard error std / √M (inf for one value)."""
+    m = values.numel()
+    stderr = float(values.std() / math.sqrt(m)) if m > 1 else math.inf
+    return Estimate(offset + float(values.mean()), stderr)
 
 
 def gaussian_mixture_entropy(
@@ -201,7 +203,7 @@ def gaussian_mixture_entropy(
     n, d = centers.shape
     dev = centers.device
     index = None
-    if _use_index(n, n_mc or _PILOT, d, tol):
+    if use_index(n, n_mc or _PILOT, d, tol):
         index = MixtureIndex(centers, sigma, tol=tol, chunk_elements=chunk_elements)
     order = torch.argsort(random_draws((n,), dev, generator, "rand"))
 
@@ -218,14 +220,14 @@ def gaussian_mixture_entropy(
 
     h_own = gaussian_entropy(d, sigma)
     if n_mc is not None:
-        return _mc_estimate(bracket(0, int(n_mc)), h_own)
+        return mc_estimate(bracket(0, int(n_mc)), h_own)
     values = bracket(0, _PILOT)
     total = int(
         min(max(math.ceil(float(values.var()) / target_stderr**2), _PILOT), MAX_DEFAULT_N_MC)
     )
     if total > _PILOT:
         values = torch.cat([values, bracket(_PILOT, total)])
-    return _mc_estimate(values, h_own)
+    return mc_estimate(values, h_own)
 
 
 def batched_mixture_log_density(
