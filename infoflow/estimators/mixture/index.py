@@ -184,8 +184,9 @@ class MixtureIndex:
         dist = (qb.center[a] - cb.center[b]).norm(dim=1)
         return dist <= self._near_reach(qb)[a] + cb.radius[b]
 
-    def _candidates(self, qb: Blocks, level: _Level, reach: Tensor, rows: slice | None = None):
-        """(a, b, candidates per row) of centre blocks whose centres lie within reach of qb's."""
+    def _candidates(self, qb: Blocks, level: _Level, reach: Tensor):
+        """Yield (query blocks a, centre blocks b, first row, stop row): the pairs whose block
+        centres lie within ``reach`` of each other, a bounded number of rows at a time."""
         centers = qb.center.cpu().numpy()
         reach_np = (reach * (1 + 1e-6)).cpu().numpy()
         lens = level.tree.query_ball_point(
@@ -205,12 +206,12 @@ class MixtureIndex:
 
     def _near_pairs(self, qb: Blocks, level: _Level) -> tuple[Tensor, Tensor]:
         reach = self._near_reach(qb) + level.max_radius
-        pairs = [
-            (a[near], b[near])
-            for a, b, _, _ in self._candidates(qb, level, reach)
-            for near in [self._is_near(qb, level.blocks, a, b)]
-        ]
-        return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+        a_parts, b_parts = [], []
+        for a, b, _, _ in self._candidates(qb, level, reach):
+            near = self._is_near(qb, level.blocks, a, b)
+            a_parts.append(a[near])
+            b_parts.append(b[near])
+        return torch.cat(a_parts), torch.cat(b_parts)
 
     def _pairs(self, qb: Blocks, low: Tensor, level: _Level):
         """Yield (query blocks a, centre blocks b, skipped mass per query block) in batches."""
