@@ -19,7 +19,7 @@ from infoflow.plots import (
     plane_filename,
     resolve_units,
 )
-from infoflow.plots.data import load_ib_curve, load_information, load_training
+from infoflow.plots.data import load_ib_curve, load_information, load_records, load_training
 from infoflow.plots.scatter import pick_epochs
 from infoflow.records import (
     HISTOGRAM_COLUMNS,
@@ -178,7 +178,7 @@ def test_units_change_the_axis_labels_and_values(run_dir):
     assert bits.get_xlabel() == "I(X;T) [bits]" and nats.get_ylabel() == "I(T;Y) [nats]"
     xb, xn = bits.lines[0].get_xdata(), nats.lines[0].get_xdata()
     np.testing.assert_allclose(xb, np.asarray(xn) / math.log(2))
-    fig = information_vs_epoch_figure(rows, load_training(run_dir / "training.csv"), units="nats")
+    fig = information_vs_epoch_figure(rows, load_records(run_dir / "training.csv"), units="nats")
     assert [ax.get_ylabel() for ax in fig.axes] == [
         "I(X;T) [nats]", "I(T;Y) [nats]", "cross-entropy loss [nats]"
     ]  # fmt: skip

@@ -20,6 +20,14 @@ CSV logger changes no figure.
 Several runs compared (:mod:`infoflow.compare`, :func:`compare_figures`): ``cosine_histograms.png``,
 ``cosine_over_training.png``.
 
+Several seeds (an ensemble run: every row carries its member's seed): every line is the mean across
+seeds with a ± sd band and the members drawn faintly behind; the information plane draws the mean
+trajectory per layer. One seed: the recorded values, with SP's ± stderr bands.
+
+Ceilings: where information.csv holds ``ceiling`` rows (I_XT: the entropy of the inputs SP
+measured; I_TY: their H(Y)), the SP figures draw them as dashed lines; else H(X) and I(X;Y) of the
+task where known (SZT).
+
 Conventions: information in bits by default (``units="nats"``, or ``callbacks.plots.units`` in the run's
 config.yaml); epochs on a *symlog* axis (linear on [0, 1], logarithmic beyond) and epoch colours on
 the matching symlog scale, so that epoch 0 keeps its place; negative estimates drawn as they are.
@@ -51,16 +59,15 @@ from infoflow.plots.data import (
     load_histograms,
     load_ib_curve,
     load_information,
+    load_records,
     load_snapshot,
-    load_training,
     snapshot_epochs,
     szt_references,
-    wide,
 )
 from infoflow.plots.dynamics import (
-    cluster_columns,
+    cluster_measures,
     clustering_figure,
-    gradient_columns,
+    gradient_layers,
     gradients_figure,
 )
 from infoflow.plots.epochs import (
@@ -147,10 +154,9 @@ def _references(cfg: Mapping, snaps: Mapping[int, Mapping]) -> tuple[float | Non
 def _jobs(run: Path, cfg: Mapping, units: str) -> list[Job]:
     """(file name, figure builder) of every figure the run has data for."""
     rows = _if_there(run / INFORMATION_FILE, load_information) or []
-    training = _if_there(run / TRAINING_FILE, load_training)
+    training = _if_there(run / TRAINING_FILE, load_records)
     hist = _if_there(run / HISTOGRAM_FILE, load_histograms)
     ib = _if_there(run / IB_CURVE_FILE, load_ib_curve)
-    dynamics = wide(rows, ("gradients", "clustering"))
     snaps = _snapshots(run)
     h_x, i_xy = _references(cfg, snaps)
     jobs: list[Job] = []
@@ -166,15 +172,18 @@ def _jobs(run: Path, cfg: Mapping, units: str) -> list[Job]:
             ("information_vs_epoch.png", lambda: information_vs_epoch_figure(rows, training, **kw))
         )
     if binned_estimators(rows):
-        jobs.append(("binned_vs_epoch.png", lambda: binned_vs_epoch_figure(rows, units=units)))
+        jobs.append(
+            ("binned_vs_epoch.png",
+             lambda: binned_vs_epoch_figure(rows, units=units, h_x=h_x))
+        )  # fmt: skip
     if hist:
         jobs.append(("histograms.png", lambda: histograms_figure(hist)))
     for k in _scatter_layers(snaps):
         jobs.append((f"scatter_layer{k}.png", lambda k=k: scatter_figure(snaps, k)))
-    if gradient_columns(dynamics):
-        jobs.append(("gradients.png", lambda: gradients_figure(dynamics)))
-    if cluster_columns(dynamics):
-        jobs.append(("clustering.png", lambda: clustering_figure(dynamics)))
+    if gradient_layers(rows):
+        jobs.append(("gradients.png", lambda: gradients_figure(rows)))
+    if cluster_measures(rows):
+        jobs.append(("clustering.png", lambda: clustering_figure(rows)))
     return jobs
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -27,6 +28,12 @@ LAYOUT = "constrained"
 EPOCH_CMAP = "viridis"
 #: Colour map of layers (layer k gets colour k-1).
 LAYER_CMAP = "tab10"
+#: Ensemble members drawn behind their mean: thin and faint.
+MEMBER_ALPHA, MEMBER_LW = 0.3, 0.6
+#: Opacity of a ± stderr or ± sd band.
+BAND_ALPHA = 0.22
+#: Style of a ceiling (an upper bound of what an estimate can show).
+CEILING_STYLE = dict(color="0.35", ls="--", lw=1.0, zorder=1)
 
 
 def check_units(units: str) -> str:
@@ -106,3 +113,62 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
 def finite(values: np.ndarray) -> np.ndarray:
     """Boolean mask of the finite entries."""
     return np.isfinite(np.asarray(values, dtype=float))
+
+
+def spread_note(n_seeds: int) -> str:
+    """What a line and its band show: ``""`` for one seed, else ``"mean ± sd of K seeds"``."""
+    return "" if n_seeds <= 1 else f"mean ± sd of {n_seeds} seeds, members faint"
+
+
+def draw_seeds(
+    ax: Axes,
+    by_seed: Mapping[Any, Any],
+    f: float,
+    color,
+    label: str | None,
+    *,
+    ls: str = "-",
+    lw: float = 1.4,
+    band: bool = True,
+    positive: bool = False,
+) -> None:
+    """Draw one quantity of one layer against epoch from ``{seed: Series}`` (values in nats,
+    scaled by ``f``; :func:`infoflow.plots.data.members`).
+
+    One seed: its line, with a ± stderr band where the record has one. Several: every member as a
+    thin faint line, their mean as the line, ± sd across seeds as the band. ``positive``: leave out
+    values ≤ 0 (for log axes).
+    """
+    from infoflow.plots.data import spread
+
+    label = label or "_nolegend_"
+    if len(by_seed) == 1:
+        s = next(iter(by_seed.values()))
+        epoch, mid, half = s.epoch, s.value, s.stderr
+    else:
+        for s in by_seed.values():
+            ok = finite(s.value) & ((s.value > 0) if positive else True)
+            ax.plot(s.epoch[ok], s.value[ok] * f, ls, color=color, lw=MEMBER_LW,
+                    alpha=MEMBER_ALPHA, label="_nolegend_")  # fmt: skip
+        sp = spread(by_seed)
+        epoch, mid, half = sp.epoch, sp.mean, sp.sd
+    ok = finite(mid) & ((mid > 0) if positive else True)
+    ax.plot(epoch[ok], mid[ok] * f, ls, color=color, lw=lw, label=label)
+    with_band = ok & finite(half) & ((mid - half > 0) if positive else True)
+    if band and with_band.any():
+        lo, hi = (mid - half) * f, (mid + half) * f
+        ax.fill_between(epoch, lo, hi, where=with_band, color=color, alpha=BAND_ALPHA, lw=0)
+
+
+def draw_ceiling_vs_epoch(ax: Axes, epoch: np.ndarray, value: np.ndarray, f: float, label: str):
+    """A ceiling against epoch (nats, scaled by ``f``): a dashed horizontal line across the axes
+    where it is the same at every epoch, else a dashed line through its epochs."""
+    value = np.asarray(value, dtype=float)
+    ok = finite(value)
+    if not ok.any():
+        return
+    v = value[ok]
+    if np.ptp(v) <= 1e-9 * max(1.0, abs(v[0])):
+        ax.axhline(v[0] * f, label=label, **CEILING_STYLE)
+    else:
+        ax.plot(np.asarray(epoch)[ok], v * f, label=label, **CEILING_STYLE)

@@ -110,24 +110,93 @@ def estimators_with(rows: Sequence[Mapping], *quantities: str) -> list[str]:
     seen: dict[str, set[str]] = {}
     for r in rows:
         seen.setdefault(r["estimator"], set()).add(r["quantity"])
-    return [est for est, qs in seen.items() if set(quantities) <= qs]
+    return [est for est, qs in seen.items() if set(quantities) <= qs and est != CEILING]
 
 
-def series(rows: Sequence[Mapping], estimator: str, quantity: str) -> dict[int, Series]:
-    """``{layer: Series}`` for one estimator and quantity (the last row wins on a repeated epoch)."""
-    by_layer: dict[int, dict[int, tuple[float, float]]] = defaultdict(dict)
+def members(
+    rows: Sequence[Mapping], estimator: str, quantity: str
+) -> dict[int | None, dict[Any, Series]]:
+    """``{layer: {seed: Series}}`` of one estimator and quantity; ``layer`` None for values of the
+    whole network (losses, ceilings). The last row wins where a seed repeats an epoch."""
+    cells: dict[int | None, dict[Any, dict[int, tuple[float, float]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     for r in rows:
         if r["estimator"] == estimator and r["quantity"] == quantity:
-            by_layer[int(r["layer"])][int(r["epoch"])] = (r["value"], r["stderr"])
-    out = {}
-    for layer in sorted(by_layer):
-        pts = sorted(by_layer[layer].items())
-        out[layer] = Series(
-            epoch=np.array([e for e, _ in pts], dtype=np.int64),
-            value=np.array([v for _, (v, _) in pts], dtype=float),
-            stderr=np.array([s for _, (_, s) in pts], dtype=float),
-        )
+            layer = None if r["layer"] is None else int(r["layer"])
+            cells[layer][r.get("seed")][int(r["epoch"])] = (r["value"], r["stderr"])
+    out: dict[int | None, dict[Any, Series]] = {}
+    for layer in sorted(cells, key=lambda k: -1 if k is None else k):
+        out[layer] = {}
+        for seed in sorted(cells[layer], key=lambda s: (s is None, str(s))):
+            pts = sorted(cells[layer][seed].items())
+            out[layer][seed] = Series(
+                epoch=np.array([e for e, _ in pts], dtype=np.int64),
+                value=np.array([v for _, (v, _) in pts], dtype=float),
+                stderr=np.array([s for _, (_, s) in pts], dtype=float),
+            )
     return out
+
+
+class Spread(NamedTuple):
+    """Statistics across seeds at each epoch (the union of the members' epochs); nats."""
+
+    epoch: np.ndarray
+    n: np.ndarray  # seeds with a finite value at the epoch
+    mean: np.ndarray
+    sd: np.ndarray  # sample standard deviation (ddof = 1); NaN where n < 2
+
+
+def spread(by_seed: Mapping[Any, Series]) -> Spread:
+    """Mean ± sd across the members of :func:`members` (one layer), epoch by epoch."""
+    epochs = np.unique(np.concatenate([s.epoch for s in by_seed.values()] or [np.zeros(0)]))
+    table = np.full((len(by_seed), len(epochs)), np.nan)
+    for i, s in enumerate(by_seed.values()):
+        table[i, np.searchsorted(epochs, s.epoch)] = s.value
+    ok = np.isfinite(table)
+    n = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, np.nansum(table, axis=0) / np.maximum(n, 1), np.nan)
+        dev = np.where(ok, table - mean, 0.0)
+        sd = np.where(n > 1, np.sqrt((dev**2).sum(axis=0) / np.maximum(n - 1, 1)), np.nan)
+    return Spread(epochs.astype(np.int64), n, mean, sd)
+
+
+def series(rows: Sequence[Mapping], estimator: str, quantity: str) -> dict[int | None, Series]:
+    """``{layer: Series}`` of one estimator and quantity: a single seed's values and standard
+    errors as recorded; with several seeds, their mean with the sd across seeds as ``stderr``."""
+    out = {}
+    for layer, by_seed in members(rows, estimator, quantity).items():
+        if len(by_seed) == 1:
+            out[layer] = next(iter(by_seed.values()))
+        else:
+            s = spread(by_seed)
+            out[layer] = Series(s.epoch, s.mean, s.sd)
+    return out
+
+
+#: The estimator of the ceiling rows: the information callback's bounds on what SP can measure,
+#: ``I_XT`` = the entropy of the inputs measured and ``I_TY`` = H(Y) of those inputs (nats).
+CEILING = "ceiling"
+#: Estimators measured on the inputs the ceiling rows describe (the information callback's).
+CEILED = ("sp",)
+
+
+def ceilings(rows: Sequence[Mapping]) -> dict[str, Series]:
+    """``{"I_XT" | "I_TY": Series}`` of the ceiling rows (mean across seeds at each epoch; the
+    ``stderr`` field holds the sd across seeds, NaN with one seed); empty in records without."""
+    out = {}
+    for q in ("I_XT", "I_TY"):
+        by_seed = members(rows, CEILING, q).get(None)
+        if by_seed:
+            s = spread(by_seed)
+            out[q] = Series(s.epoch, s.mean, s.sd)
+    return out
+
+
+def seeds(rows: Sequence[Mapping]) -> list:
+    """The distinct seeds of ``rows`` (None for records written before rows had seeds)."""
+    return sorted({r.get("seed") for r in rows}, key=lambda s: (s is None, str(s)))
 
 
 def load_histograms(path: str | os.PathLike) -> list[dict[str, Any]]:

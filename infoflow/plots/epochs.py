@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,21 +11,26 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from infoflow.plots._common import (
+    CEILING_STYLE,
+    draw_ceiling_vs_epoch,
+    draw_seeds,
     epoch_axis,
     finite,
-    grid_shape,
     info_label,
     layer_color,
     new_figure,
+    spread_note,
     unit_factor,
 )
-from infoflow.plots.data import Series, bin_size, estimators_with, series
+from infoflow.plots.data import CEILED, bin_size, ceilings, estimators_with, members
 
 LOSS_COLUMNS = (
-    ("train/loss", "train (noise off)", "-"),
-    ("train/loss_noisy", "train (noise on)", ":"),
-    ("val/loss", "validation", "--"),
+    ("train", "loss", "train (noise off)", "-"),
+    ("train", "loss_noisy", "train (noise on)", ":"),
+    ("val", "loss", "validation", "--"),
 )
+#: Ceiling labels on the I-vs-epoch panels (``ceiling`` rows; :mod:`infoflow.plots.plane`).
+CEILING_LABELS = {"I_XT": "H(X) of the inputs measured", "I_TY": "H(Y) of the inputs measured"}
 
 
 def main_estimator(rows: Sequence[Mapping]) -> str | None:
@@ -43,45 +49,50 @@ def main_estimator(rows: Sequence[Mapping]) -> str | None:
     return None
 
 
-def _band(ax: Axes, s: Series, f: float, color, label: str) -> None:
-    """Line of ``s`` (scaled by ``f``) with a ± stderr band where stderr is finite."""
-    ax.plot(s.epoch, s.value * f, "-", color=color, lw=1.4, label=label)
-    ok = finite(s.stderr) & finite(s.value)
-    if ok.any():
-        lo, hi = (s.value - s.stderr) * f, (s.value + s.stderr) * f
-        ax.fill_between(s.epoch, lo, hi, where=ok, color=color, alpha=0.25, lw=0)
+def _n_seeds(*groups: Mapping) -> int:
+    return max((len(by_seed) for g in groups for by_seed in g.values()), default=1)
 
 
-def _info_panel(ax: Axes, data: dict[int, Series], f: float, ref: float | None, ref_label: str):
-    for k, s in data.items():
-        _band(ax, s, f, layer_color(k), f"T{k}")
-    if ref is not None:
-        ax.axhline(ref * f, color="grey", ls="--", lw=1, label=ref_label)
+def _info_panel(ax: Axes, data: Mapping, f: float, refs: Sequence[tuple]) -> None:
+    """One line (± band) per layer and the reference lines ``(epochs or None, values, label)``:
+    a reference with epochs is a ceiling recorded per epoch; one without is a constant drawn only
+    where it lies within the data's range (a floor such as H(Y) on the I(X;T) panel)."""
+    for k, by_seed in data.items():
+        draw_seeds(ax, by_seed, f, layer_color(k), f"T{k}")
+    for epochs, value, label, always in refs:
+        if epochs is not None:
+            draw_ceiling_vs_epoch(ax, epochs, value, f, label)
+            continue
+        lo, hi = ax.get_ylim()
+        if always or lo <= value * f <= hi:
+            ax.axhline(value * f, color="grey", ls="--" if always else ":", lw=1.1, label=label)
     ax.legend(fontsize=7, ncol=2, loc="best")
     ax.grid(alpha=0.3)
 
 
-def _loss_panel(ax: Axes, metrics: Mapping[str, np.ndarray]) -> None:
-    epoch = metrics["epoch"]
-    for col, label, ls in LOSS_COLUMNS:
-        if col in metrics and finite(metrics[col]).any():
-            ok = finite(metrics[col])
-            ax.plot(epoch[ok], metrics[col][ok], ls, lw=1.4, label=label)
+def _loss_panel(ax: Axes, training: Sequence[Mapping]) -> None:
+    for i, (split, q, label, ls) in enumerate(LOSS_COLUMNS):
+        by_seed = members(training, split, q).get(None)
+        if by_seed and any(finite(s.value).any() for s in by_seed.values()):
+            color = f"C{i}"
+            draw_seeds(ax, by_seed, 1.0, color, label, ls=ls, band=len(by_seed) > 1)
     ax.set_ylabel("cross-entropy loss [nats]")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 
 
-def has_loss(metrics: Mapping[str, np.ndarray] | None) -> bool:
-    """Whether ``metrics`` holds any loss column with a value."""
-    return bool(metrics) and any(
-        c in metrics and finite(metrics[c]).any() for c, _, _ in LOSS_COLUMNS
+def has_loss(training: Sequence[Mapping] | None) -> bool:
+    """Whether ``training`` (record rows of training.csv) holds any loss with a value."""
+    wanted = {(split, q) for split, q, _, _ in LOSS_COLUMNS}
+    return any(
+        (r["estimator"], r["quantity"]) in wanted and math.isfinite(r["value"])
+        for r in training or ()
     )
 
 
 def information_vs_epoch_figure(
     rows: Sequence[Mapping] | None,
-    metrics: Mapping[str, np.ndarray] | None = None,
+    training: Sequence[Mapping] | None = None,
     *,
     units: str = "bits",
     estimator: str | None = None,
@@ -92,36 +103,54 @@ def information_vs_epoch_figure(
 
     ``estimator`` defaults to :func:`main_estimator` (SP, with ± stderr bands, else binned).
     Epochs are on a symlog axis (linear on [0, 1], log beyond) so epoch 0 is shown.
-    ``h_x`` / ``i_xy`` (nats) add reference lines to the I(X;T) / I(T;Y) panels.
-    The loss panel (train, train with noise, validation) comes from merged ``metrics``.
+    Reference lines: the ceilings of the ``ceiling`` rows (SP: the entropy and H(Y) of the inputs
+    measured, per epoch) where there are such rows, else ``h_x`` / ``i_xy`` (nats); and, on the
+    I(X;T) panel, H(Y) where the data come near it (the I(X;T) of a representation that keeps only
+    the label: Goldfeld et al.'s single neuron falls from ln 4 toward it).
+    The loss panel (train, train with noise, validation) comes from ``training``, the record rows
+    of training.csv. With several seeds every line is the mean across seeds, ± sd, members faint.
     """
     f = unit_factor(units)
     rows = rows or []
     estimator = estimator or main_estimator(rows)
+    measured = ceilings(rows) if estimator in CEILED else {}
+    y_ceiling = measured["I_TY"].value if "I_TY" in measured else None
+    h_y = float(np.nanmax(y_ceiling)) if y_ceiling is not None and finite(y_ceiling).any() else i_xy
     panels = []
     if estimator is not None:
         for q, sym, ref, ref_label in (
             ("I_XT", "I(X;T)", h_x, "H(X)"),
             ("I_TY", "I(T;Y)", i_xy, "I(X;Y)"),
         ):
-            data = series(rows, estimator, q)
-            if data:
-                panels.append(("info", data, sym, ref, ref_label))
-    if has_loss(metrics):
-        panels.append(("loss", None, None, None, None))
+            data = {k: v for k, v in members(rows, estimator, q).items() if k is not None}
+            if not data:
+                continue
+            if q in measured:
+                refs = [(measured[q].epoch, measured[q].value, CEILING_LABELS[q], True)]
+            else:
+                refs = [] if ref is None else [(None, ref, ref_label, True)]
+            if q == "I_XT" and h_y is not None:
+                refs.append((None, h_y, "H(Y): I(X;T) of the label alone", False))
+            panels.append(("info", data, sym, refs))
+    if has_loss(training):
+        panels.append(("loss", None, None, None))
     if not panels:
-        raise ValueError("nothing to draw: no information rows and no loss in metrics")
+        raise ValueError("nothing to draw: no information rows and no loss in training")
+    n_seeds = _n_seeds(*(p[1] for p in panels if p[0] == "info"))
     fig = new_figure(7.0, 2.6 * len(panels) + 0.4)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (kind, data, sym, ref, ref_label) in zip(axes, panels, strict=True):
+    for ax, (kind, data, sym, refs) in zip(axes, panels, strict=True):
         if kind == "info":
-            _info_panel(ax, data, f, ref, ref_label)
+            _info_panel(ax, data, f, refs)
             ax.set_ylabel(info_label(sym, units))
         else:
-            _loss_panel(ax, metrics)
+            _loss_panel(ax, training)
         epoch_axis(ax, label=ax is axes[-1])
     if estimator is not None and panels[0][0] == "info":
-        axes[0].set_title(f"Information against epoch — {estimator}")
+        note = spread_note(n_seeds)
+        axes[0].set_title(
+            f"Information against epoch — {estimator}" + (f" ({note})" if note else "")
+        )
     return fig
 
 
@@ -132,42 +161,65 @@ def binned_estimators(rows: Sequence[Mapping]) -> list[str]:
 
 
 def binned_vs_epoch_figure(
-    rows: Sequence[Mapping], *, units: str = "bits", reference: str = "sp"
+    rows: Sequence[Mapping],
+    *,
+    units: str = "bits",
+    reference: str = "sp",
+    h_x: float | None = None,
 ) -> Figure:
-    """H(Bin T_ℓ) for every bin size against epoch, one panel per layer, beside ``reference``'s
-    I(X;T_ℓ) (SP, with ± stderr band) when present.
+    """One column per layer: ``reference``'s I(X;T_ℓ) (SP, ± stderr band) on top when present,
+    H(Bin T_ℓ) for every bin size below, against epoch.
 
+    Each row shares its y axis, so layers compare at a glance.
     Goldfeld et al. (2019) show that the binned entropy with a bin size about 10β tracks the
-    clustering of the noisy representations. Noiseless binnings are solid, noisy ones dashed.
+    clustering of the noisy representations. The two are on separate axes because they are
+    measured on different inputs with different ceilings: SP on the inputs it draws (its ceiling
+    from the ``ceiling`` rows, e.g. ln 512), the binning on every evaluation input (its ceiling
+    ``h_x``, e.g. ln 4096 for SZT). Noiseless binnings are solid, noisy ones dashed. With several
+    seeds every line is the mean across seeds (± sd band for SP), members faint.
     """
     f = unit_factor(units)
     ests = binned_estimators(rows)
     if not ests:
         raise ValueError("no binned H_T rows to draw")
-    data = {e: series(rows, e, "H_T") for e in ests}
-    ref = series(rows, reference, "I_XT")
-    layers = sorted(set().union(*data.values()) | set(ref))
-    n_rows, n_cols = grid_shape(len(layers))
-    fig = new_figure(4.2 * n_cols, 3.2 * n_rows + 0.5)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    data = {e: members(rows, e, "H_T") for e in ests}
+    ref = {k: v for k, v in members(rows, reference, "I_XT").items() if k is not None}
+    layers = sorted({k for d in data.values() for k in d if k is not None} | set(ref))
+    measured = ceilings(rows) if reference in CEILED else {}
+    n_rows = 2 if ref else 1
+    fig = new_figure(max(8.0, 2.9 * len(layers) + 0.6), 2.8 * n_rows + 1.1)
+    axes = fig.subplots(n_rows, len(layers), squeeze=False, sharex=True, sharey="row")
     cmap = colormaps["plasma"]
-    for ax, k in zip(axes, layers, strict=False):
-        if k in ref:
-            _band(ax, ref[k], f, "black", f"I(X;T) {reference}")
+    n_seeds = _n_seeds(ref, *data.values())
+    for col, k in enumerate(layers):
+        top, bottom = axes[0, col], axes[-1, col]
+        if ref:
+            if k in ref:
+                draw_seeds(top, ref[k], f, "black", f"I(X;T), {reference}")
+            if "I_XT" in measured:
+                draw_ceiling_vs_epoch(top, measured["I_XT"].epoch, measured["I_XT"].value, f,
+                                      f"H(X) of the inputs {reference} measured")  # fmt: skip
+            top.set_title(f"layer T{k}")
+            epoch_axis(top, label=False)
+            top.grid(alpha=0.3)
         for i, e in enumerate(ests):
             if k in data[e]:
-                s = data[e][k]
                 ls = "--" if e.startswith("bin_noisy:") else "-"
                 color = cmap(0.85 * i / max(1, len(ests) - 1))
-                ax.plot(s.epoch, s.value * f, ls, color=color, lw=1.2, label=f"H(Bin T) {e}")
-        ax.set_title(f"layer T{k}")
-        ax.set_ylabel(info_label("H(Bin T), I(X;T)", units))
-        ax.grid(alpha=0.3)
-        epoch_axis(ax)
-    for ax in axes[len(layers) :]:
-        ax.set_visible(False)
+                draw_seeds(
+                    bottom, data[e][k], f, color, f"H(Bin T), {e}", ls=ls, lw=1.2, band=False
+                )
+        if h_x is not None:
+            bottom.axhline(h_x * f, label="H(X) of the evaluation inputs", **CEILING_STYLE)
+        if not ref:
+            bottom.set_title(f"layer T{k}")
+        epoch_axis(bottom)
+        bottom.grid(alpha=0.3)
+    if ref:
+        axes[0, 0].set_ylabel(info_label(f"I(X;T), {reference}", units))
+    axes[-1, 0].set_ylabel(info_label("H(Bin T), evaluation inputs", units))
     legend: dict = {}
-    for ax in axes[: len(layers)]:
+    for ax in axes.ravel():
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(lab, h)
     labels = list(legend)
@@ -175,7 +227,15 @@ def binned_vs_epoch_figure(
         list(legend.values()),
         labels,
         loc="outside lower center",
-        ncol=min(4, len(labels)),
+        ncol=min(3, len(labels)),
         fontsize=7,
     )
+    note = spread_note(n_seeds)
+    title = "Binned entropy per layer"
+    if ref:
+        title = (
+            f"{reference.upper()} I(X;T) on the inputs it measured (top) and binned entropy of "
+            "every evaluation input (bottom)"
+        )
+    fig.suptitle(title + (f"\n({note})" if note else ""), fontsize=10)
     return fig

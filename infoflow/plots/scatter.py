@@ -50,7 +50,8 @@ def scatter_figure(
         layer: the hidden layer (1-based).
         max_points: at most this many points per panel (evenly strided), to keep drawing cheap.
 
-    One unit: value against class (jittered); two: a plane; three: a 3-D scatter.
+    One unit: value against class (jittered); two: a plane; three: a 3-D scatter. Each panel's
+    axes span its own points (early representations are often far smaller than late ones).
     """
     key = f"layer_{layer}"
     have = {e: s for e, s in snapshots.items() if key in s and "labels" in s}
@@ -63,7 +64,6 @@ def scatter_figure(
         raise ValueError(f"{key} has {d} units; scatter plots need at most {MAX_UNITS}")
     classes = np.unique(np.concatenate([np.asarray(have[e]["labels"]) for e in epochs]))
     cmap = colormaps["tab10"]
-    lims = _limits(reps)
     n_rows, n_cols = grid_shape(len(epochs))
     fig = new_figure(3.3 * n_cols + 0.8, 3.2 * n_rows + 0.4)
     for i, (e, rep) in enumerate(zip(epochs, reps, strict=True)):
@@ -71,15 +71,19 @@ def scatter_figure(
         labels = np.asarray(have[e]["labels"])
         step = max(1, len(rep) // max_points)
         rep, labels = rep[::step], labels[::step]
+        size = float(np.clip(3000 / max(len(rep), 1), 3, 40))  # a few points: larger dots
         for j, c in enumerate(classes):
             pts = rep[labels == c]
             coords = _coords(pts, j, d)
-            ax.scatter(*coords, s=3, alpha=0.5, color=cmap(j % 10), label=f"y = {c}", lw=0)
-        _style(ax, d, lims, classes)
+            ax.scatter(*coords, s=size, alpha=0.5, color=cmap(j % 10), label=f"y = {c}", lw=0)
+        _style(ax, d, _limits([rep]), classes)  # each epoch's own extent: early ones are small
         ax.set_title(f"epoch {e}", fontsize=9)
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", markerscale=4, fontsize=8)
-    fig.suptitle(f"Layer T{layer} representations ({d} unit{'s' if d > 1 else ''})")
+    fig.suptitle(
+        f"Layer T{layer} representations ({d} unit{'s' if d > 1 else ''}; "
+        "axes scaled to each epoch's points)"
+    )
     return fig
 
 
@@ -96,7 +100,7 @@ def _style(ax, d: int, lims: list[tuple[float, float]], classes: np.ndarray) -> 
     if d == 1:
         ax.set_yticks(range(len(classes)), [str(c) for c in classes])
         ax.set_ylabel("class", fontsize=8)
-        ax.set_xlabel("unit 1", fontsize=8)
+        ax.set_xlabel("unit 1 activation", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         return
     ax.set_ylim(*lims[1])
