@@ -249,10 +249,10 @@ SCHEMA: dict[str, Spec] = {
     ),
     "trainer.limit_train_batches": any_of(
         POSITIVE_INT, PROBABILITY, allowed="must be a fraction in (0, 1] or a batch count >= 1"
-    ),
+    ).or_null("(all)"),
     "trainer.limit_val_batches": any_of(
         integer(0), number(0, 1), allowed="must be a fraction in [0, 1] or a batch count >= 0"
-    ),
+    ).or_null("(all)"),
     "trainer.check_val_every_n_epoch": POSITIVE_INT.or_null(),
     "trainer.num_sanity_val_steps": integer(-1),
     "trainer.log_every_n_steps": POSITIVE_INT,
@@ -306,6 +306,7 @@ SCHEMA: dict[str, Spec] = {
     "logger.*.log_model": any_of(boolean(), choice("all"), allowed="allowed: true, false, all"),
     "logger.*.offline": boolean(),
     "logger.*.tags": list_of(text(), "a list of strings"),
+    "logger.*.quiet": boolean(),
     # callbacks: switched off, schedules, then each callback's own settings
     "callbacks.*": Spec(
         lambda v: v is None, "null switches a callback off; set its fields instead"

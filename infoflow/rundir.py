@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,37 @@ def _hydra_cfg() -> DictConfig | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+def describe_overrides(overrides: Sequence[str], exclude: Sequence[str] = ()) -> str:
+    """A run's name: its experiment (``default`` without one), then its other command-line
+    overrides as typed, space-separated; keys in ``exclude`` (paths, ``ckpt_path``) left out.
+
+    >>> describe_overrides(["noise.beta=0.01", "experiment=goldfeld_szt", "seed=3"])
+    'goldfeld_szt noise.beta=0.01 seed=3'
+    >>> describe_overrides(["trainer.max_epochs=30", "paths.root_dir=/tmp"], ["paths.root_dir"])
+    'default trainer.max_epochs=30'
+    >>> describe_overrides([])
+    'default'
+    """
+    experiment, rest = "default", []
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in exclude:
+            continue
+        if key == "experiment" and "=" in item and not item.startswith("~"):
+            experiment = item.split("=", 1)[1]
+        else:
+            rest.append(item)
+    return " ".join([experiment, *rest])
+
+
 def run_name() -> str:
-    """This run's command-line overrides (``noise.beta=0.01,seed=3``), or ``default``."""
+    """This run's name for W&B (:func:`describe_overrides` of Hydra's task overrides, without the
+    keys Hydra leaves out of run directory names), or ``default`` outside a Hydra app."""
     hc = _hydra_cfg()
-    name = hc.job.override_dirname if hc is not None else ""
-    return name or "default"
+    if hc is None:
+        return "default"
+    exclude = OmegaConf.select(hc, "job.config.override_dirname.exclude_keys", default=None) or []
+    return describe_overrides(list(hc.overrides.task), list(exclude))
 
 
 def sweep_name() -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -15,10 +16,13 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from infoflow.checks import check_config
 from infoflow.io import write_atomic
+from infoflow.loggers import offline_runs, wandb_offline
 from infoflow.models.module import ClassifierModule
 from infoflow.models.network import NoisyNetwork
+from infoflow.records import RecordError
 from infoflow.rundir import claim_run_dir
 from infoflow.signals import RunInterrupted, deferred
+from infoflow.summary import format_summary, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,14 @@ warnings.filterwarnings("ignore", message="Experiment logs directory .* exists a
 # Intended: the module's transfer skips the copy for the tensors the datamodules keep on device.
 warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+
+
+def _not_a_litlogger_tip(record: logging.LogRecord) -> bool:
+    """Lightning's advertisement for its LitLogger, printed by every Trainer (no setting stops it)."""
+    return "litlogger" not in str(record.msg)
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_a_litlogger_tip)
 
 
 def build_network(cfg: DictConfig) -> NoisyNetwork:
@@ -67,8 +79,22 @@ def _finish_wandb(exit_code: int = 0) -> None:
         wandb.finish(exit_code=exit_code)  # 1: W&B shows the run as failed
 
 
+def log_summary(out: Path, wall_s: float) -> None:
+    """Log the run's summary (:mod:`infoflow.summary`, from its records) and where its W&B offline
+    run is; the last line names the run directory. A damaged record only costs the summary."""
+    try:
+        summary = read_summary(out)
+    except RecordError as exc:
+        log.warning("no summary: %s\nRun directory: %s", exc, out)
+        return
+    wandb_runs = offline_runs(out) if wandb_offline() else []
+    notes = [f"W&B offline run; upload: wandb sync {wandb_runs[-1]}"] if wandb_runs else []
+    log.info("%s", format_summary(summary, out, wall_s, notes))
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train the configured network; returns the final epoch's metrics."""
+    started = time.monotonic()
     check_config(cfg)
     # Under DDP every rank runs this with the same directory: rank 0 owns it and writes its files.
     rank_zero = rank_zero_only.rank == 0
@@ -87,7 +113,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             logger.log_hyperparams(config)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         with deferred():  # the final model, whatever the checkpoint callback's period; whole
-            trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+            trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
     except RunInterrupted as exc:
         _finish_wandb(exit_code=exc.exit_code)
         raise
@@ -96,6 +122,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise
     finally:
         _finish_wandb()
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    log.info("finished in %s: %s", Path(out), metrics)
-    return metrics
+    if rank_zero:
+        log_summary(out, time.monotonic() - started)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
