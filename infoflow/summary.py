@@ -172,8 +172,14 @@ def _seed_words(seeds: Sequence[int | None]) -> str:
     return f"{len(known)} seeds, mean [min–max]"
 
 
-def format_summary(summary: RunSummary, run_dir: str | Path, wall_s: float | None = None) -> str:
-    """The lines printed at the end of a run; the last one names the run directory."""
+def format_summary(
+    summary: RunSummary,
+    run_dir: str | Path,
+    wall_s: float | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """The lines printed at the end of a run; ``notes`` (e.g. where the W&B run is) come just
+    before the last line, which names the run directory."""
     head = [f"{summary.last_epoch} epochs" if summary.last_epoch is not None else "no records"]
     if summary.seeds:
         head.append(_seed_words(summary.seeds))
@@ -194,6 +200,7 @@ def format_summary(summary: RunSummary, run_dir: str | Path, wall_s: float | Non
     if summary.accuracy:
         acc = ", ".join(f"{s} {v.text()}" for s, v in summary.accuracy.items())
         lines.append(f"  accuracy: {acc}")
+    lines.extend(f"  {note}" for note in notes)
     lines.append(f"Run directory: {run_dir}")
     return "\n".join(lines)
 

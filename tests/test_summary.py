@@ -39,7 +39,7 @@ def test_one_seed_final_peak_and_accuracy_from_the_records(tmp_path):
     assert (t1.final.mean, t1.peak.mean, t1.peak_epochs) == (3.0, 3.5, (5, 5))
     assert (t2.final.mean, t2.peak.mean, t2.peak_epochs) == (1.6, 1.6, (9, 9))
     assert {k: v.mean for k, v in s.accuracy.items()} == {"train": 0.75, "val": 0.7}
-    text = format_summary(s, run, wall_s=75.0)
+    text = format_summary(s, run, wall_s=75.0, notes=["W&B offline run: x"])
     assert text.splitlines() == [
         "Summary: 9 epochs, seed 0, 1 min 15 s",
         "  I(X;T_l) in nats, SP estimator:",
@@ -47,6 +47,7 @@ def test_one_seed_final_peak_and_accuracy_from_the_records(tmp_path):
         "    T1      3.000   3.500 (5)",
         "    T2      1.600   1.600 (9)",
         "  accuracy: train 0.750, val 0.700",
+        "  W&B offline run: x",
         f"Run directory: {run}",
     ]
 
