@@ -34,7 +34,7 @@ class ClusteringCallback(ScheduledCallback):
     def measure(self, m: Measurement) -> list[Value]:
         values: list[Value] = []
         for k, reps in enumerate(m.noiseless, start=1):
-            gen = torch.Generator().manual_seed(self.seed)  # the same sample on CPU and GPU
+            gen = torch.Generator().manual_seed(m.seed)  # the same sample on CPU and GPU
             scores = clustering_scores(reps, m.labels, max_samples=self.max_samples, generator=gen)
             values += [(k, "clustering", name, v, None) for name, v in scores.items()]
         return values

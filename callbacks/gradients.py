@@ -8,8 +8,8 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import ScheduledCallback, Value
-from infoflow.models.module import Measurement
+from callbacks.schedule import MemberValue, ScheduledCallback, Value
+from infoflow.models.module import EnsembleMeasurement, Measurement
 
 
 class GradientPhasesCallback(ScheduledCallback):
@@ -18,7 +18,7 @@ class GradientPhasesCallback(ScheduledCallback):
         mean_norm = ‖(1/S) Σ_s g_s‖,  std_norm = ‖sqrt((1/S) Σ_s g_s² − mean²)‖ (per coordinate),
         snr = mean_norm / std_norm,
 
-    rows of estimator ``gradients`` (logged as ``grad/layer<k>/{mean_norm,std_norm,snr}``). A high SNR is the "drift" phase, a low one
+    rows of estimator ``gradients`` per ensemble member (logged as ``grad/layer<k>/{mean_norm,std_norm,snr}``). A high SNR is the "drift" phase, a low one
     the "diffusion" phase. Only running sums of g and g² per coordinate are kept: no extra backward
     passes, no W×W matrices.
     """
@@ -31,11 +31,13 @@ class GradientPhasesCallback(ScheduledCallback):
         super().__init__(output_dir, seed=seed, every_n_epochs=every_n_epochs, n_points=n_points)
         self._sums: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._steps = 0
+        self._stacked = False
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         # Accumulate only in the epochs that will be reported (epoch 0 has no gradients).
         tracked = trainer.current_epoch + 1 in self._epochs
         weights = module.weights()
+        self._stacked = getattr(module.net, "stacked", False)
         self._sums = (
             [(torch.zeros_like(w), torch.zeros_like(w)) for w in weights] if tracked else None
         )
@@ -51,12 +53,19 @@ class GradientPhasesCallback(ScheduledCallback):
                     s2.addcmul_(w.grad, w.grad)
         self._steps += 1
 
+    def measure_all(self, em: EnsembleMeasurement) -> list[MemberValue]:
+        values = super().measure_all(em)
+        self._sums = None
+        return values
+
     def measure(self, m: Measurement) -> list[Value]:
-        """From the running sums of the epoch just trained (none at epoch 0)."""
+        """Member m's, from the running sums of the epoch just trained (none at epoch 0)."""
         if not self._sums or self._steps == 0:
             return []
         values: list[Value] = []
         for k, (s1, s2) in enumerate(self._sums, start=1):
+            if self._stacked:  # an ensemble's weights: (K, out, in), member m's slice
+                s1, s2 = s1[m.member], s2[m.member]
             mean = s1 / self._steps
             var = (s2 / self._steps - mean**2).clamp_min(0)
             mean_norm, std_norm = float(mean.norm()), float(var.sqrt().norm())
@@ -65,5 +74,4 @@ class GradientPhasesCallback(ScheduledCallback):
                 (k, "gradients", q, v, None)
                 for q, v in (("mean_norm", mean_norm), ("std_norm", std_norm), ("snr", snr))
             ]
-        self._sums = None
         return values

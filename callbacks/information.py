@@ -76,7 +76,7 @@ class InformationCallback(ScheduledCallback):
         x, y = m.inputs, m.labels
         self._say_wide_layers(m.widths)
         if self.n_inputs is not None:  # an explicit N: drawn with replacement, as the papers did
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + m.epoch)
+            gen = torch.Generator().manual_seed(m.seed * 1_000_003 + m.epoch)
             idx = torch.randint(len(x), (self.n_inputs,), generator=gen).to(x.device)
             x, y = x[idx], y[idx]
         result = sp_information(

@@ -60,7 +60,7 @@ class PlotsCallback(pl.Callback):
         """The optimal IB curve of the evaluation set's empirical p(x, y) (exact for SZT, whose
         evaluation set is all 4096 inputs): the frontier of the information-plane figures. A few
         hundredths of a second; a failure costs only the overlay."""
-        m = module.measurement(0)
+        m = module.measurement(0).members[0]  # every member measures the same set (eval_on=all)
         try:
             curve = ib_curve(*joint_from_samples(m.inputs.cpu(), m.labels.cpu()))
         except Exception as exc:  # an optional overlay must never stop a run

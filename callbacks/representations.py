@@ -38,13 +38,13 @@ class RepresentationsCallback(ScheduledCallback):
         self.value_range = tuple(value_range) if value_range is not None else None
         self.snapshot_max_units = snapshot_max_units
 
-    def _histogram_rows(self, epoch: int, k: int, reps: torch.Tensor) -> list[tuple]:
+    def _histogram_rows(self, seed: int, epoch: int, k: int, reps: torch.Tensor) -> list[tuple]:
         flat = reps.flatten().double().cpu()
         lo, hi = self.value_range or (float(flat.min()), float(flat.max()) + 1e-12)
         counts = torch.histc(flat, bins=self.n_bins, min=lo, max=hi).long().tolist()
         edges = np.linspace(lo, hi, self.n_bins + 1)
         return [
-            (self.seed, epoch, k, "noiseless", float(a), float(b), c)
+            (seed, epoch, k, "noiseless", float(a), float(b), c)
             for a, b, c in zip(edges[:-1], edges[1:], counts, strict=True)
         ]
 
@@ -53,11 +53,12 @@ class RepresentationsCallback(ScheduledCallback):
         write_atomic(path, lambda f: np.savez(f, **arrays))
 
     def measure(self, m: Measurement) -> list[Value]:
-        """Writes its own files (bins and arrays are not values); returns no value rows."""
+        """Writes its own files (bins and arrays are not values); returns no value rows. Every
+        member's histograms; the snapshots of the first member only."""
         hist_rows, snapshot = [], {}
         for k, reps in enumerate(m.noiseless, start=1):
-            hist_rows += self._histogram_rows(m.epoch, k, reps)
-            if reps.shape[1] <= self.snapshot_max_units:
+            hist_rows += self._histogram_rows(m.seed, m.epoch, k, reps)
+            if m.member == 0 and reps.shape[1] <= self.snapshot_max_units:
                 snapshot[f"layer_{k}"] = reps.cpu().numpy()
         append_rows(self.output_dir / HISTOGRAM_FILE, HISTOGRAM_COLUMNS, hist_rows)
         if snapshot:

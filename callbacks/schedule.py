@@ -17,7 +17,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from infoflow.models.module import Measurement
+from infoflow.models.module import EnsembleMeasurement, Measurement
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, append_rows, as_dicts, metric_name
 from infoflow.threads import using_threads
 
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: What a callback measures: (layer, estimator, quantity, value, stderr); the base adds seed, epoch.
 Value = tuple[int | None, str, str, float, float | None]
+#: A measured value of one member: (seed, layer, estimator, quantity, value, stderr).
+MemberValue = tuple[int, int | None, str, str, float, float | None]
 
 
 def scheduled_epochs(
@@ -85,7 +87,9 @@ class ScheduledCallback(pl.Callback):
     :class:`~infoflow.models.module.Measurement`, and emits its values (:func:`emit`) as rows of
     ``information.csv`` (with the run's ``seed`` and the epoch).
 
-    Subclasses implement ``measure(m: Measurement) -> list[Value]``. The rows written so far are
+    Subclasses implement ``measure(m: Measurement) -> list[Value]`` for one member, called for
+    every member of the ensemble, or, to batch over members, override :meth:`measure_all`. Rows
+    carry each member's seed. The rows written so far are
     kept in ``state_dict`` so that a run resumed from a checkpoint (in a new directory) starts its
     ``information.csv`` with the full history. Settings come from the config
     (``conf/callbacks/default.yaml``): no defaults here that could disagree with it.
@@ -115,6 +119,10 @@ class ScheduledCallback(pl.Callback):
     def measure(self, m: Measurement) -> Sequence[Value]:
         raise NotImplementedError
 
+    def measure_all(self, em: EnsembleMeasurement) -> list[MemberValue]:
+        """Every member's values, tagged with its seed: :meth:`measure` member by member."""
+        return [(m.seed, *v) for m in em.members for v in self.measure(m)]
+
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._epochs = set(
             scheduled_epochs(
@@ -140,11 +148,15 @@ class ScheduledCallback(pl.Callback):
         if trainer.is_global_zero:  # under DDP rank 0 estimates, the others wait at the barrier
             start = time.perf_counter()
             with measuring(module):
-                values = self.measure(module.measurement(epoch))
+                values = self.measure_all(module.measurement(epoch))
             self.seconds += time.perf_counter() - start
-            # What measuring has cost so far is a record too (estimator "time", logged time/...).
-            values = [*values, (None, "time", f"{self.name}_seconds", self.seconds, None)]
-            rows = [(self.seed, epoch, *v) for v in values]
+            # What measuring has cost so far (all members) is a record too (estimator "time",
+            # logged time/...), under the run's seed.
+            values = [
+                *values,
+                (self.seed, None, "time", f"{self.name}_seconds", self.seconds, None),
+            ]
+            rows = [(v[0], epoch, *v[1:]) for v in values]
             self.history.extend(rows)
             emit(trainer, self.csv_path, rows, epoch)
         self.measured.append(epoch)

@@ -13,8 +13,9 @@ from infoflow.records import RECORD_COLUMNS, TRAINING_FILE, append_rows
 class TrainingRecordCallback(pl.Callback):
     """After every training epoch e (counted from 1: completed epochs, as everywhere), takes the
     module's :meth:`~infoflow.models.module.ClassifierModule.epoch_record` and emits it as rows
-    ``(seed, e, , <split>, <quantity>, value, )`` of ``training.csv``, to the loggers, and to
-    ``trainer.callback_metrics`` (the progress bar, the run's returned metrics).
+    ``(seed, e, , <split>, <quantity>, value, )`` of ``training.csv``, one per ensemble member
+    (its seed), to the loggers, and to ``trainer.callback_metrics`` (the progress bar, the run's
+    returned metrics: the mean over members).
 
     The rows written so far are kept in ``state_dict``: a run resumed in a new directory starts
     its ``training.csv`` with the full history.
@@ -40,14 +41,16 @@ class TrainingRecordCallback(pl.Callback):
         record = module.epoch_record()
         if not record:
             return
-        module.log_dict(record, logger=False)  # callback_metrics only; loggers get the rows
+        means = {name: sum(values) / len(values) for name, values in record.items()}
+        module.log_dict(means, logger=False)  # callback_metrics only; loggers get the rows
         if not trainer.is_global_zero:
             return
         epoch = trainer.current_epoch + 1
         rows = []
-        for name, value in sorted(record.items()):
-            split, quantity = name.split("/", 1)
-            rows.append((self.seed, epoch, None, split, quantity, value, None))
+        for seed_index, seed in enumerate(module.seeds):
+            for name, values in sorted(record.items()):
+                split, quantity = name.split("/", 1)
+                rows.append((seed, epoch, None, split, quantity, values[seed_index], None))
         self.history.extend(rows)
         emit(trainer, self.csv_path, rows, epoch)
 

@@ -180,6 +180,8 @@ SCHEMA: dict[str, Spec] = {
     # noise
     "noise.beta": Spec(number(0).ok, "must be a number >= 0 and finite; 0 is deterministic"),
     "noise.at_eval": boolean(),
+    # ensemble
+    "ensemble.size": POSITIVE_INT,
     # datasets
     "dataset.batch_size": POSITIVE_INT,
     "dataset.seed": integer(0, 2**32 - 1),
@@ -193,6 +195,7 @@ SCHEMA: dict[str, Spec] = {
     "dataset.train_eval_size": POSITIVE_INT.or_null("for the whole training set"),
     "dataset.download": boolean(),
     "dataset.eval_batch_size": POSITIVE_INT,
+    "dataset.ensemble_size": POSITIVE_INT,
     # models
     "model.in_features": POSITIVE_INT,
     "model.n_classes": integer(2),
@@ -337,6 +340,7 @@ SCHEMA: dict[str, Spec] = {
 # Keys set through another one (the "one place" of that setting); the message names the source.
 DERIVED: dict[str, str] = {
     "dataset.seed": "seed",
+    "dataset.ensemble_size": "ensemble.size",
     "dataset.data_dir": "paths.data_dir",
     "trainer.default_root_dir": "paths.output_dir",
     "logger.*.save_dir": "paths.output_dir",
@@ -409,6 +413,7 @@ def check_config(cfg: DictConfig, here: bool = True) -> None:
     _check_estimator(cfg)
     _check_szt_split(cfg)
     _check_mnist_sizes(cfg)
+    _check_ensemble(cfg)
     for name, cb in (cfg.get("callbacks") or {}).items():
         if cb is not None and name != "model_checkpoint":
             _check_schedule(f"callbacks.{name}", cb)
@@ -592,6 +597,49 @@ def _check_schedule(prefix: str, node: DictConfig) -> None:
         raise ConfigError(f"{prefix}.n_points", None, "a schedule needs n_points or every_n_epochs")
     if every is not None and not (_is_int(every) and every >= 1):
         raise ConfigError(f"{prefix}.every_n_epochs", every, "must be an integer >= 1, or null")
+
+
+def _check_ensemble(cfg: DictConfig) -> None:
+    """An ensemble needs a model built as one (an MLP), seeds that stay in range, and memory."""
+    size = OmegaConf.select(cfg, "ensemble.size", default=1)
+    if size == 1:
+        return
+    target = OmegaConf.select(cfg, "model._target_", default="")
+    params = _parameters(target) if target else None
+    if params is not None and "seeds" not in params:
+        model = target.rsplit(".", 1)[-1]
+        raise ConfigError(
+            "ensemble.size",
+            size,
+            f"must be 1 for model {model}: only MLP models train as ensembles",
+        )
+    if cfg.get("seed", 0) + size - 1 > 2**32 - 1:
+        raise ConfigError("ensemble.size", size, "seed + ensemble.size - 1 must be < 2**32")
+    _check_ensemble_memory(cfg, size)
+
+
+def _check_ensemble_memory(cfg: DictConfig, size: int) -> None:
+    """The ensemble's largest allocations must fit in this machine's memory: its data (K copies of
+    the splits) and one member's SP propagation (members are estimated one at a time)."""
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    width = sum(OmegaConf.select(cfg, "model.hidden", default=[]) or [])
+    n_in = OmegaConf.select(cfg, "model.in_features", default=1) or 1
+    n_eval = 4096  # the SZT evaluation set at most
+    data = size * 2 * n_eval * (n_in + 1) * 4  # training + evaluation splits, float32
+    reps = size * n_eval * width * 4 * 3  # noiseless, pre-noise, noisy per member, float32
+    n_replicas = OmegaConf.select(cfg, "estimator.n_replicas", default=0) or 0
+    sp = n_eval * n_replicas * max(width, 1) * 8 * 4  # one member's centres, a few float64 copies
+    need = data + reps + sp
+    if need > available:
+        raise ConfigError(
+            "ensemble.size",
+            size,
+            f"needs about {need / 2**30:.1f} GiB at these estimator settings, "
+            f"{available / 2**30:.1f} GiB is free; use fewer members",
+        )
 
 
 def _check_device(cfg: DictConfig) -> None:

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from infoflow.errors import one_line
+from infoflow.models.ensemble import SingleNetwork
 from infoflow.models.network import NoisyNetwork
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -27,7 +28,8 @@ class RunLoadError(ValueError):
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """A trained network (eval mode, on CPU) with its run's resolved config."""
+    """A trained network (eval mode, on CPU; of an ensemble, its first member) with its run's resolved
+    config."""
 
     path: Path
     cfg: DictConfig
@@ -86,10 +88,13 @@ def load_run(path: str | os.PathLike) -> FinishedRun:
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "noise" not in cfg:
         raise RunLoadError(f"{path / 'config.yaml'}: not an infoflow run config (no model/noise)")
     net = build_network(cfg)
+    # The module holds the network(s) as an ensemble (a NoisyNetwork wrapped as one of one).
+    holder = SingleNetwork(net, cfg.seed) if isinstance(net, NoisyNetwork) else net
     try:
         ckpt = torch.load(path / CHECKPOINT, map_location="cpu", weights_only=True)
         state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()}
-        net.load_state_dict(state)
+        holder.load_state_dict(state)
+        net = holder.member(0)
     except Exception as exc:  # noqa: BLE001 - unpickling, missing or mismatched keys
         msg = f"{path / CHECKPOINT}: cannot load into the configured model: {one_line(exc)}"
         raise RunLoadError(msg) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
@@ -10,13 +11,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from infoflow.checks import check_config
 from infoflow.io import write_atomic
 from infoflow.loggers import offline_runs, wandb_offline
+from infoflow.models.ensemble import MLPEnsemble
 from infoflow.models.module import ClassifierModule
 from infoflow.models.network import NoisyNetwork
 from infoflow.records import RecordError
@@ -41,10 +43,19 @@ def _not_a_litlogger_tip(record: logging.LogRecord) -> bool:
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_a_litlogger_tip)
 
 
-def build_network(cfg: DictConfig) -> NoisyNetwork:
-    """The network of ``cfg.model`` with the noise of ``cfg.noise``."""
+def ensemble_seeds(cfg: DictConfig) -> list[int]:
+    """The members' seeds: ``seed, seed + 1, …, seed + ensemble.size − 1``."""
+    size = cfg.get("ensemble", {}).get("size", 1)
+    return [cfg.seed + k for k in range(size)]
+
+
+def build_network(cfg: DictConfig) -> MLPEnsemble | NoisyNetwork:
+    """The network(s) of ``cfg.model`` with the noise of ``cfg.noise``: an :class:`MLPEnsemble` of
+    ``ensemble.size`` members for a model that takes ``seeds``, else one :class:`NoisyNetwork`."""
     model_cfg = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k != "orth_alpha"])
-    return instantiate(model_cfg, beta=cfg.noise.beta, noise_at_eval=cfg.noise.at_eval)
+    takes_seeds = "seeds" in inspect.signature(get_object(model_cfg._target_)).parameters
+    extra = {"seeds": ensemble_seeds(cfg)} if takes_seeds else {}
+    return instantiate(model_cfg, beta=cfg.noise.beta, noise_at_eval=cfg.noise.at_eval, **extra)
 
 
 def build_module(cfg: DictConfig) -> ClassifierModule:
@@ -52,6 +63,7 @@ def build_module(cfg: DictConfig) -> ClassifierModule:
         build_network(cfg),
         optimizer=instantiate(cfg.optimizer),
         orth_alpha=cfg.model.get("orth_alpha", 0.0),
+        seed=cfg.seed,
     )
 
 

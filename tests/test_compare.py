@@ -24,8 +24,7 @@ SMALL_NET = ["model.hidden=[6,4,3]", "dataset.train_fraction=0.5"]
 def make_run(make_cfg, path: Path, *overrides: str, seed: int = 0) -> Path:
     """A finished run as `python -m infoflow` leaves it: config.yaml and a Lightning-style
     checkpoint (``state_dict`` with the module's ``net.`` prefix), with seeded random weights."""
-    cfg = make_cfg(*SMALL_NET, *overrides)
-    torch.manual_seed(seed)
+    cfg = make_cfg(*SMALL_NET, *overrides, f"seed={seed}")  # the members' init follows the seed
     net = build_network(cfg)
     (path / "checkpoints").mkdir(parents=True)
     (path / "config.yaml").write_text(OmegaConf.to_yaml(resolved_config(cfg)))
@@ -50,8 +49,11 @@ def test_layer_similarities_match_a_brute_force_forward_pass(make_cfg, tmp_path)
     sims = layer_similarities(run, x, y, max_samples=40, seed=0)  # all 40: no sampling
     # The forward pass by hand, from the checkpoint's weights: S_l = tanh(W_l S_{l-1} + b_l).
     state = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
-    weights = [v.double().numpy() for k, v in state["state_dict"].items() if k.endswith("weight")]
-    biases = [v.double().numpy() for k, v in state["state_dict"].items() if k.endswith("bias")]
+    # An ensemble of one: every tensor has a leading member dimension of 1.
+    weights = [
+        v[0].double().numpy() for k, v in state["state_dict"].items() if k.endswith("weight")
+    ]
+    biases = [v[0].double().numpy() for k, v in state["state_dict"].items() if k.endswith("bias")]
     h = x.double().numpy()
     assert len(sims) == 3
     for layer in range(3):

@@ -43,7 +43,7 @@ def test_override_applies_without_plus(make_cfg, override):
 
 def test_model_overrides_reach_the_network(make_cfg):
     cfg = make_cfg("model.hidden=[10,7,5]", "model.activation=relu", "noise.beta=0")
-    net = build_network(cfg)
+    net = build_network(cfg).member(0)
     assert [b[0].out_features for b in net.blocks] == [10, 7, 5]
     assert type(net.blocks[0][1]).__name__ == "ReLU" and net.beta == 0.0
 

@@ -74,7 +74,7 @@ def test_szt_default_unchanged(make_cfg):
     cfg = make_cfg()
     assert cfg == make_cfg("model=szt", "dataset=szt")
     assert cfg.dataset._target_ == "infoflow.data.datamodule.SZTDataModule"
-    assert cfg.model._target_ == "infoflow.models.mlp.noisy_mlp"
+    assert cfg.model._target_ == "infoflow.models.ensemble.MLPEnsemble"
     assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 4e-4 and cfg.threads == 1
     assert cfg.callbacks.progress_bar._target_ == "callbacks.progress.EpochProgressBar"
 
@@ -124,8 +124,8 @@ def test_mnist_datamodule_loaders(make_cfg, data_dir):
     dm.setup("fit")
     loaders = dm.val_dataloader()
     assert [loader.name for loader in loaders] == ["train", "val", "test"]
-    assert [len(loader.x) for loader in loaders] == [50, 30, N_TEST]
-    assert dm.tensors["x_train"].shape == (90, 1, 28, 28)
+    assert [loader.x.shape[1] for loader in loaders] == [50, 30, N_TEST]
+    assert dm.tensors["x_train"].shape == (1, 90, 1, 28, 28)
     # train/* is measured on the first 50 training images, a fixed subset of the shuffled set
     assert loaders[0].x.data_ptr() == dm.tensors["x_train"].data_ptr()
     assert len(dm.train_dataloader()) == 3 and dm.eval_set()[0].shape == (20, 1, 28, 28)
@@ -135,7 +135,7 @@ def test_mnist_datamodule_loaders(make_cfg, data_dir):
 def test_train_eval_null_uses_the_whole_training_set(make_cfg, data_dir):
     dm = instantiate(make_cfg("model=mnist_cnn", *TINY, "dataset.train_eval_size=null").dataset)
     dm.setup("fit")
-    assert len(dm.val_dataloader()[0].x) == 90 and "x_train_eval" not in dm.tensors
+    assert dm.val_dataloader()[0].x.shape[1] == 90 and "x_train_eval" not in dm.tensors
 
 
 def test_szt_loaders_unchanged():
@@ -143,7 +143,7 @@ def test_szt_loaders_unchanged():
     dm.setup("fit")
     loaders = dm.val_dataloader()
     assert [loader.name for loader in loaders] == ["train", "val"]
-    assert loaders[0].x is dm.tensors["x_train"] and len(loaders[0].x) == 3277
+    assert loaders[0].x is dm.tensors["x_train"] and loaders[0].x.shape[1] == 3277
     assert not {"x_test", "x_train_eval"} & set(dm.tensors)
 
 

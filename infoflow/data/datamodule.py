@@ -41,38 +41,58 @@ class Splits:
 class ArrayDataModule(pl.LightningDataModule):
     """Keeps every split as float32/int64 tensors on the trainer's device and serves them in batches.
 
+    For an ensemble of ``ensemble_size`` networks, member k (seed ``seed + k``) has its own seeded
+    splits and its own batch order: every tensor has a leading member dimension, (K, n, ...).
+
     Validation runs two loaders with noise off: the training set (``train/*`` metrics, as the papers
     report the noiseless network's training loss) and the held-out set (``val/*``). When the splits
     have them (MNIST), ``train/*`` is computed on ``train_eval`` instead of the whole training set,
     and a third loader gives ``test/*``.
     """
 
-    def __init__(self, batch_size: int = 256, seed: int = 0, eval_batch_size: int = 4096) -> None:
+    def __init__(
+        self,
+        batch_size: int = 256,
+        seed: int = 0,
+        eval_batch_size: int = 4096,
+        ensemble_size: int = 1,
+    ) -> None:
         super().__init__()
+        if (
+            isinstance(ensemble_size, bool)
+            or int(ensemble_size) != ensemble_size
+            or ensemble_size < 1
+        ):
+            raise ValueError(f"ensemble_size must be an integer >= 1, got {ensemble_size!r}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
+        self.seeds = [seed + k for k in range(int(ensemble_size))]
         self.tensors: dict[str, torch.Tensor] = {}
-        self._generator = torch.Generator().manual_seed(seed)
+        self._generators = [torch.Generator().manual_seed(s) for s in self.seeds]
 
-    def make_splits(self) -> Splits:
+    def make_splits(self, seed: int) -> Splits:
+        """The splits of the member of seed ``seed``."""
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
         if self.tensors:
             return
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        splits = self.make_splits()
-        for name, arr in vars(splits).items():
+        members = [vars(self.make_splits(s)) for s in self.seeds]
+        for name, arr in members[0].items():
             if arr is None:  # an optional split this dataset does not have
                 continue
             dtype = torch.int64 if name.startswith("y") else torch.float32
-            self.tensors[name] = torch.as_tensor(arr).to(device=device, dtype=dtype)
+            arrays = [torch.as_tensor(m[name]) for m in members]
+            # One member: a view with the member dimension, no copy (MNIST's arrays are large).
+            stacked = arrays[0][None] if len(arrays) == 1 else torch.stack(arrays)
+            self.tensors[name] = stacked.to(device=device, dtype=dtype)
 
     def train_dataloader(self) -> TensorBatches:
         t = self.tensors
         return TensorBatches(
-            t["x_train"], t["y_train"], self.batch_size, shuffle=True, generator=self._generator
+            t["x_train"], t["y_train"], self.batch_size, shuffle=True, generators=self._generators
         )
 
     def val_dataloader(self) -> list[TensorBatches]:
@@ -87,15 +107,18 @@ class ArrayDataModule(pl.LightningDataModule):
         ]
         return [loader for loader in loaders if len(loader)]  # train_fraction=1 leaves no val
 
-    def eval_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The inputs and labels the information estimators measure on, on the model's device."""
-        return self.tensors["x_eval"], self.tensors["y_eval"]
+    def eval_set(self, member: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs (n, ...) and labels (n,) that the information estimators measure member
+        ``member`` on, on the model's device."""
+        return self.tensors["x_eval"][member], self.tensors["y_eval"][member]
 
     def state_dict(self) -> dict:
-        return {"generator": self._generator.get_state()}
+        return {"generators": [g.get_state() for g in self._generators]}
 
     def load_state_dict(self, state: dict) -> None:
-        self._generator.set_state(state["generator"])
+        states = state["generators"] if "generators" in state else [state["generator"]]
+        for g, s in zip(self._generators, states, strict=True):
+            g.set_state(s)
 
 
 def split_indices(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,8 +141,9 @@ class SZTDataModule(ArrayDataModule):
         batch_size: int = 256,
         eval_on: str = "all",
         seed: int = 0,
+        ensemble_size: int = 1,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+        super().__init__(batch_size=batch_size, seed=seed, ensemble_size=ensemble_size)
         if not 0 < train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         if eval_on not in ("all", "train", "val"):
@@ -127,9 +151,9 @@ class SZTDataModule(ArrayDataModule):
         self.train_fraction = train_fraction
         self.eval_on = eval_on
 
-    def make_splits(self) -> Splits:
+    def make_splits(self, seed: int) -> Splits:
         x, y = make_szt_dataset()
-        train, val = split_indices(len(x), self.train_fraction, self.seed)
+        train, val = split_indices(len(x), self.train_fraction, seed)
         ev = {"all": np.arange(len(x)), "train": train, "val": val}[self.eval_on]
         return Splits(x[train], y[train], x[val], y[val], x[ev], y[ev])
 
@@ -164,7 +188,7 @@ class MnistDataModule(ArrayDataModule):
         self.train_eval_size = train_eval_size
         self.download = download
 
-    def make_splits(self) -> Splits:
+    def make_splits(self, seed: int) -> Splits:
         arrays = load_mnist(self.data_dir, download=self.download, log=_log.info)
         try:
             s = mnist_splits(
@@ -172,7 +196,7 @@ class MnistDataModule(ArrayDataModule):
                 val_size=self.val_size,
                 subset=self.subset,
                 eval_size=self.eval_size,
-                seed=self.seed,
+                seed=seed,
             )
         except ValueError as err:  # sizes that do not fit the data: bad input, one line
             raise MnistDataError(f"dataset: {err}") from None

@@ -18,13 +18,15 @@ class SingleNeuronDataModule(ArrayDataModule):
     """Each of the four points ``copies`` times for training; the four points for validation and
     for the information estimates (SP draws its inputs from them uniformly with replacement)."""
 
-    def __init__(self, copies: int = 64, batch_size: int = 256, seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+    def __init__(
+        self, copies: int = 64, batch_size: int = 256, seed: int = 0, ensemble_size: int = 1
+    ) -> None:
+        super().__init__(batch_size=batch_size, seed=seed, ensemble_size=ensemble_size)
         if copies < 1:
             raise ValueError(f"copies must be >= 1, got {copies}")
         self.copies = copies
 
-    def make_splits(self) -> Splits:
+    def make_splits(self, seed: int) -> Splits:  # the same for every seed
         x = POINTS[:, None].astype(np.float32)
         y = (POINTS > 0).astype(np.int64)
         x_train, y_train = np.repeat(x, self.copies, axis=0), np.repeat(y, self.copies)

@@ -1,6 +1,8 @@
-"""The LightningModule: cross-entropy training of a NoisyNetwork, noiseless evaluation, and the
-typed interface the measuring callbacks use (:class:`Measurement`, :meth:`ClassifierModule.measurement`,
-:meth:`ClassifierModule.epoch_record`, :meth:`ClassifierModule.weights`).
+"""The LightningModule: cross-entropy training of K networks as one (an ensemble,
+:mod:`infoflow.models.ensemble`; K = 1 for a single run), noiseless evaluation, and the typed
+interface the measuring callbacks use (:class:`Measurement`, :class:`EnsembleMeasurement`,
+:meth:`ClassifierModule.measurement`, :meth:`ClassifierModule.epoch_record`,
+:meth:`ClassifierModule.weights`).
 
 Models import no estimators: a :class:`Measurement` holds representations and a sample function,
 which the callbacks hand to the estimators.
@@ -16,20 +18,22 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from infoflow.models.ensemble import MLPEnsemble, SingleNetwork
 from infoflow.models.network import NoisyNetwork
 
 
 @runtime_checkable
 class EvaluationData(Protocol):
-    """What a datamodule offers the measurements: the evaluation inputs and labels."""
+    """What a datamodule offers the measurements: each member's evaluation inputs and labels."""
 
-    def eval_set(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def eval_set(self, member: int = 0) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class Measurement:
-    """One scheduled epoch's view of the network on the evaluation set, shared by every measuring
-    callback: each representation is computed at most once, on first use, without gradients, and
-    kept until the next epoch. The caller sets the mode (``callbacks.schedule.measuring``: eval).
+    """One scheduled epoch's view of one network (one ensemble member) on its evaluation set,
+    shared by every measuring callback: each representation is computed at most once, on first
+    use, without gradients, and kept until the next epoch. The caller sets the mode
+    (``callbacks.schedule.measuring``: eval).
 
     Attributes:
         epoch: completed training epochs.
@@ -37,11 +41,22 @@ class Measurement:
         beta: the noise's standard deviation (0: a deterministic network).
         sample_fn: S_ℓ of every hidden layer for a batch of inputs, fresh noise in the earlier
             layers: the SP estimator's ``sample_fn``.
+        seed, member: the member's seed (what its records carry) and its index in the ensemble.
     """
 
-    def __init__(self, net: NoisyNetwork, inputs: torch.Tensor, labels: torch.Tensor, epoch: int):
+    def __init__(
+        self,
+        net: NoisyNetwork,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        epoch: int,
+        *,
+        seed: int = 0,
+        member: int = 0,
+    ):
         self._net = net
         self.inputs, self.labels, self.epoch = inputs, labels, epoch
+        self.seed, self.member = seed, member
         self.beta: float = net.beta
         self.sample_fn: Callable[[torch.Tensor], list[torch.Tensor]] = net.sample_pre_noise
 
@@ -75,33 +90,73 @@ class Measurement:
         ]
 
 
-class ClassifierModule(pl.LightningModule):
-    """Trains ``net`` with noise on; validates with noise off (unless ``noise_at_eval``).
+class EnsembleMeasurement:
+    """One scheduled epoch's measurements of every member: ``members[k]`` is member k's
+    :class:`Measurement` (its own network, evaluation set and seed). Callbacks that can batch over
+    members stack their representations (:meth:`stacked`)."""
 
-    Summed on the device and handed over once per epoch by :meth:`epoch_record` (a per-step
-    ``self.log`` costs more than an SZT step): ``train/loss_noisy`` (the training objective, noise
-    on) and ``train/acc_noisy``, and from the noiseless validation pass ``train/loss``,
-    ``train/acc``, ``val/loss``, ``val/acc``. The module logs nothing itself: the callbacks turn
-    records into logged values.
+    def __init__(self, members: list[Measurement], epoch: int) -> None:
+        self.members, self.epoch = members, epoch
+        self.seeds = [m.seed for m in members]
+
+    def stacked(self, name: str) -> list[torch.Tensor]:
+        """Every layer's ``noiseless`` / ``pre_noise`` / ``noisy`` representations of all members,
+        (K, n, d_ℓ) per layer."""
+        per_member = [getattr(m, name) for m in self.members]
+        return [torch.stack(layer) for layer in zip(*per_member, strict=True)]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """Every member's evaluation labels, (K, n)."""
+        return torch.stack([m.labels for m in self.members])
+
+
+Ensemble = MLPEnsemble | SingleNetwork
+
+
+class ClassifierModule(pl.LightningModule):
+    """Trains ``net``, K networks as one (:mod:`infoflow.models.ensemble`), with noise on;
+    validates with noise off (unless ``noise_at_eval``). Batches are (K, B, ...): member k sees
+    its own data; the loss is the sum of the members' mean losses, so no member's gradient
+    touches another's.
+
+    Summed on the device per member and handed over once per epoch by :meth:`epoch_record` (a
+    per-step ``self.log`` costs more than an SZT step): ``train/loss_noisy`` (the training
+    objective, noise on) and ``train/acc_noisy``, and from the noiseless validation pass
+    ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``. The module logs nothing itself: the
+    callbacks turn records into logged values.
     """
 
     def __init__(
         self,
-        net: NoisyNetwork,
+        net: Ensemble | NoisyNetwork,
         optimizer: Callable[..., torch.optim.Optimizer],
         orth_alpha: float = 0.0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
-        self.net = net
+        self.net = SingleNetwork(net, seed) if isinstance(net, NoisyNetwork) else net
         self.optimizer_factory = optimizer
         self.orth_alpha = orth_alpha
         self.automatic_optimization = False
         self._sums: dict[str, torch.Tensor] = {}
-        self._record: dict[str, float] = {}
-        self._measurement: Measurement | None = None
+        self._record: dict[str, list[float]] = {}
+        self._measurement: EnsembleMeasurement | None = None
+
+    @property
+    def seeds(self) -> list[int]:
+        """The members' seeds, in member order."""
+        return self.net.seeds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (K, B, n_classes) of inputs (K, B, ...)."""
         return self.net(x)
+
+    @staticmethod
+    def _member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each member's mean cross-entropy, (K,)."""
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        return loss.view(y.shape).mean(1)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):  # noqa: ANN001
         # The datamodules keep their tensors on the model's device already; skip the generic
@@ -113,71 +168,86 @@ class ClassifierModule(pl.LightningModule):
         return self.optimizer_factory(self.net.parameters())
 
     def _accumulate(self, name: str, logits: torch.Tensor, y: torch.Tensor) -> None:
-        loss = F.cross_entropy(logits, y)
-        correct = (logits.argmax(1) == y).sum().to(loss.dtype)
-        stats = torch.stack([loss.detach() * len(y), correct, loss.new_tensor(len(y))])
+        n = y.shape[1]
+        loss_sum = self._member_losses(logits, y).detach() * n
+        correct = (logits.argmax(2) == y).sum(1).to(loss_sum.dtype)
+        stats = torch.stack([loss_sum, correct, torch.full_like(loss_sum, n)])  # (3, K)
         self._sums[name] = self._sums.get(name, 0) + stats
 
     def _keep_sums(self, names: list[str]) -> None:
         for name in names:
             if name in self._sums:
-                loss_sum, correct, n = self._sums.pop(name).tolist()
-                self._record.update({f"{name}/loss": loss_sum / n, f"{name}/acc": correct / n})
+                loss_sum, correct, n = self._sums.pop(name)
+                self._record[f"{name}/loss"] = (loss_sum / n).tolist()
+                self._record[f"{name}/acc"] = (correct / n).tolist()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         # Manual optimisation: one plain step, with the orthonormality rule right after it. Lightning's
         # automatic closure costs more per step than the whole SZT forward/backward.
         x, y = batch
         logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
+        losses = self._member_losses(logits, y)
         opt = self.optimizers()
         opt.zero_grad()
-        self.manual_backward(loss)
+        self.manual_backward(losses.sum())  # member k's gradient is its own loss's
         opt.step()
         if self.orth_alpha > 0:
             self.net.orthonormalize_(self.orth_alpha)
         # Sums stay on the device (no sync per step): loss and correct answers with noise on.
-        self._noisy_loss_sum += loss.detach() * len(y)
-        self._noisy_correct += (logits.detach().argmax(1) == y).sum()
-        self._noisy_count += len(y)
+        n = y.shape[1]
+        self._noisy_loss_sum += losses.detach() * n
+        self._noisy_correct += (logits.detach().argmax(2) == y).sum(1)
+        self._noisy_count += n
 
     def on_train_epoch_start(self) -> None:
-        self._noisy_loss_sum = torch.zeros((), device=self.device)
-        self._noisy_correct = torch.zeros((), device=self.device, dtype=torch.long)
+        k = len(self.seeds)
+        self._noisy_loss_sum = torch.zeros(k, device=self.device)
+        self._noisy_correct = torch.zeros(k, device=self.device, dtype=torch.long)
         self._noisy_count = 0
         self._measurement = None  # the last epoch's representations: free them
 
     def on_train_end(self) -> None:
         self._measurement = None
 
-    def epoch_record(self) -> dict[str, float]:
-        """This epoch's ``<split>/<quantity>`` values (``train/loss_noisy``, ``train/acc_noisy``
-        from the training steps, noise on; ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``
-        from the noiseless validation pass), handed over once: the next call returns only newer
-        ones. The training-record callback writes them to ``training.csv`` and the loggers."""
+    def epoch_record(self) -> dict[str, list[float]]:
+        """This epoch's ``<split>/<quantity>`` values, one per member in member order
+        (``train/loss_noisy``, ``train/acc_noisy`` from the training steps, noise on;
+        ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc`` from the noiseless validation
+        pass), handed over once: the next call returns only newer ones. The training-record
+        callback writes them to ``training.csv`` and the loggers."""
         if n := getattr(self, "_noisy_count", 0):
-            self._record["train/loss_noisy"] = self._noisy_loss_sum.item() / n
-            self._record["train/acc_noisy"] = self._noisy_correct.item() / n
+            self._record["train/loss_noisy"] = (self._noisy_loss_sum / n).tolist()
+            self._record["train/acc_noisy"] = (self._noisy_correct / n).tolist()
             self._noisy_count = 0
         record, self._record = self._record, {}
         return record
 
-    def measurement(self, epoch: int) -> Measurement:
-        """The shared :class:`Measurement` of ``epoch`` on the datamodule's evaluation set: built
-        on the first call of a training step, the same object for every later call."""
+    def measurement(self, epoch: int) -> EnsembleMeasurement:
+        """The shared :class:`EnsembleMeasurement` of ``epoch``, every member on its evaluation
+        set: built on the first call of a training step, the same object for every later call."""
         m = self._measurement
         if m is not None and m.epoch == epoch:
             return m
         data = self.trainer.datamodule
         if not isinstance(data, EvaluationData):
             raise TypeError(f"{type(data).__name__} has no eval_set(): nothing to measure on")
-        x, y = data.eval_set()
-        self._measurement = Measurement(self.net, x, y, epoch)
+        members = [
+            Measurement(self.net.member(k), *data.eval_set(k), epoch, seed=seed, member=k)
+            for k, seed in enumerate(self.seeds)
+        ]
+        self._measurement = EnsembleMeasurement(members, epoch)
         return self._measurement
 
     def weights(self) -> list[torch.Tensor]:
-        """The weight of every layer in order: hidden layers, then the read-out."""
-        return [layer.weight for layer in self.net.linear_layers()] + [self.net.head.weight]
+        """The weight of every layer in order, hidden layers then the read-out; stacked
+        (K, out, in) for an :class:`MLPEnsemble` (``net.stacked``)."""
+        return self.net.weights()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["noise_generators"] = self.net.noise_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.net.load_noise_state(checkpoint.get("noise_generators", []))
 
     def validation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0

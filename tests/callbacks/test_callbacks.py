@@ -32,7 +32,7 @@ BINS = {"scheme": "width", "n_bins": None, "value_range": None, "noisy": True}
 def setup():
     torch.manual_seed(0)
     net = noisy_mlp(hidden=[4, 3], beta=0.1)
-    module = ClassifierModule(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))
+    module = ClassifierModule(net, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3), seed=3)
     dm = SZTDataModule(seed=0)
     dm.setup()
     module.trainer = SimpleNamespace(datamodule=dm)  # what measurement() reads
@@ -41,7 +41,7 @@ def setup():
 
 def _measure(cb, module, epoch):
     with measuring(module):
-        return cb.measure(module.measurement(epoch))
+        return cb.measure(module.measurement(epoch).members[0])
 
 
 def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
@@ -50,12 +50,13 @@ def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
     torch.manual_seed(11)
     values = _measure(cb, module, 7)
     x, y = dm.eval_set()
-    # n_inputs = 64: drawn with replacement from the evaluation set, seeded by seed and epoch
-    idx = torch.randint(len(x), (64,), generator=torch.Generator().manual_seed(5 * 1_000_003 + 7))
+    # n_inputs = 64: drawn with replacement from the evaluation set, seeded by the member's seed
+    # (the module's: 3) and the epoch
+    idx = torch.randint(len(x), (64,), generator=torch.Generator().manual_seed(3 * 1_000_003 + 7))
     torch.manual_seed(11)
     with torch.no_grad():
         direct = sp_information(
-            module.net.sample_pre_noise, x[idx], y[idx], sigma=0.1, n_replicas=4, n_mc=256,
+            module.net.member(0).sample_pre_noise, x[idx], y[idx], sigma=0.1, n_replicas=4, n_mc=256,
         )  # fmt: skip
     assert {v[0] for v in values} == {1, 2}
     for layer, est, quantity, value, stderr in values:
@@ -99,7 +100,7 @@ def test_binned_callback_equals_binned_information(setup, tmp_path):
     values = {(v[0], v[1], v[2]): v[3] for v in _measure(cb, module, 3)}
     x, y = dm.eval_set()
     with torch.no_grad():
-        clean, _ = module.net.hidden_outputs(x, noise=False)
+        clean, _ = module.net.member(0).hidden_outputs(x, noise=False)
     for layer, out in enumerate(clean, start=1):
         direct = binned_information(out.pre_noise, y, bin_size=[0.05, 0.5], scheme="width")
         for size in (0.05, 0.5):
@@ -116,13 +117,13 @@ def test_binned_callback_equals_binned_information(setup, tmp_path):
 
 def test_clustering_callback_equals_clustering_scores(setup, tmp_path):
     module, dm = setup
-    cb = ClusteringCallback(str(tmp_path), max_samples=300, **{**SCHEDULE, "seed": 2})
+    cb = ClusteringCallback(str(tmp_path), max_samples=300, **SCHEDULE)
     values = {(v[0], v[2]): v[3] for v in _measure(cb, module, 0)}
     x, y = dm.eval_set()
     with torch.no_grad():
-        clean, _ = module.net.hidden_outputs(x, noise=False)
+        clean, _ = module.net.member(0).hidden_outputs(x, noise=False)
     direct = clustering_scores(
-        clean[1].pre_noise, y, max_samples=300, generator=torch.Generator().manual_seed(2)
+        clean[1].pre_noise, y, max_samples=300, generator=torch.Generator().manual_seed(3)
     )
     for name, value in direct.items():
         assert values[(2, name)] == pytest.approx(value, abs=1e-9)
@@ -155,7 +156,7 @@ def test_one_measurement_per_epoch_for_every_callback(setup, tmp_path, monkeypat
 
 def test_measurement_holds_every_representation(setup):
     module, dm = setup
-    m = Measurement(module.net, *dm.eval_set(), epoch=0)
+    m = Measurement(module.net.member(0), *dm.eval_set(), epoch=0)
     torch.manual_seed(0)
     with torch.no_grad():
         assert m.widths == [4, 3] and m.beta == 0.1

@@ -105,9 +105,9 @@ def test_datamodule_evaluates_on_all_inputs_by_default():
     dm.setup()
     x_eval, y_eval = dm.eval_set()
     assert x_eval.shape == (4096, 12) and int(y_eval.sum()) == 2118
-    assert len(dm.tensors["x_train"]) == 2048
+    assert dm.tensors["x_train"].shape == (1, 2048, 12)  # (members, n, features)
     batches = list(dm.train_dataloader())
-    assert len(batches) == 8 and sum(len(b[0]) for b in batches) == 2048
+    assert len(batches) == 8 and sum(b[0].shape[1] for b in batches) == 2048
 
 
 def test_full_training_fraction_drops_the_empty_validation_loader():

@@ -1,0 +1,141 @@
+"""K networks as one: member k of an ensemble is the single run of its seed, trained through the
+same Lightning path, and members never touch each other."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from infoflow.data.datamodule import SZTDataModule
+from infoflow.models.ensemble import MLPEnsemble
+from infoflow.models.module import ClassifierModule
+
+HIDDEN = [6, 4, 3]
+
+
+def _train(
+    seed: int, size: int, *, beta: float, orth_alpha: float, epochs: int
+) -> ClassifierModule:
+    net = MLPEnsemble([seed + k for k in range(size)], hidden=HIDDEN, beta=beta)
+    module = ClassifierModule(
+        net, optimizer=lambda p: torch.optim.Adam(p, lr=0.01), orth_alpha=orth_alpha
+    )
+    data = SZTDataModule(train_fraction=0.5, batch_size=256, seed=seed, ensemble_size=size)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=data)
+    return module
+
+
+@pytest.mark.parametrize(("beta", "orth_alpha"), [(0.05, 0.0), (0.0, 0.01)])
+def test_member_k_is_the_single_run_of_its_seed(beta, orth_alpha):
+    """8 epochs of 8 steps: every member's weights equal those of the single run of its seed
+    (initialisation, split, batch order, noise and Adam state all its own)."""
+    ensemble = _train(3, 3, beta=beta, orth_alpha=orth_alpha, epochs=8)
+    for k in (0, 2):
+        single = _train(3 + k, 1, beta=beta, orth_alpha=orth_alpha, epochs=8)
+        for w_ens, w_one in zip(ensemble.net.weights(), single.net.weights(), strict=True):
+            assert torch.allclose(w_ens[k], w_one[0], atol=1e-5, rtol=1e-4)
+        # and they trained: far from the initial weights of that seed
+        init = MLPEnsemble([3 + k], hidden=HIDDEN).weights()[0][0]
+        assert (single.net.weights()[0][0] - init).abs().max() > 0.05
+
+
+def test_members_differ_and_start_as_nn_linear_would():
+    net = MLPEnsemble([0, 1], hidden=HIDDEN)
+    w = net.weights()[0]
+    assert not torch.equal(w[0], w[1])
+    bound = 1 / 12**0.5  # nn.Linear's default init: uniform on ±1/sqrt(fan_in)
+    assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+    again = MLPEnsemble([1, 5], hidden=HIDDEN).weights()[0]
+    assert torch.equal(again[0], w[1])  # a member's init depends on its seed only
+
+
+def test_a_member_gradient_is_its_own_loss_gradient():
+    net = MLPEnsemble([0, 1, 2], hidden=HIDDEN)
+    module = ClassifierModule(net, optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    x = torch.randn(3, 16, 12)
+    y = torch.randint(0, 2, (3, 16))
+    module._member_losses(net(x), y).sum().backward()
+    g_all = net.weights()[0].grad[1].clone()
+    net.zero_grad()
+    # member 1 alone, as a standalone network: the same gradient
+    member = MLPEnsemble([1], hidden=HIDDEN)
+    torch.nn.functional.cross_entropy(member(x[1:2])[0], y[1]).backward()
+    assert torch.allclose(member.weights()[0].grad[0], g_all, atol=1e-6)
+
+
+def test_member_is_a_standalone_network_with_the_same_outputs():
+    net = MLPEnsemble([4, 9], hidden=HIDDEN, beta=[0.01, 0.2]).eval()
+    x = torch.rand(2, 5, 12)
+    logits = net(x)
+    for k in range(2):
+        member = net.member(k)
+        assert member.beta == [0.01, 0.2][k]
+        assert torch.allclose(member(x[k]), logits[k], atol=1e-6)
+
+
+def test_orthonormality_rule_acts_per_member():
+    net = MLPEnsemble([0, 1], hidden=HIDDEN)
+    before = [w.detach().clone() for w in net.weights()]
+    net.orthonormalize_(0.1)
+    for w0, w in zip(before[:-1], net.weights()[:-1], strict=True):
+        for k in range(2):
+            expected = w0[k] - 0.1 * (w0[k] @ w0[k].T @ w0[k] - w0[k])
+            assert torch.allclose(w[k], expected, atol=1e-6)
+    assert torch.equal(before[-1], net.weights()[-1])  # the read-out is left alone
+
+
+def test_bad_betas_are_refused():
+    with pytest.raises(ValueError, match="one per member"):
+        MLPEnsemble([0, 1], beta=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match=">= 0"):
+        MLPEnsemble([0], beta=-1.0)
+
+
+def test_an_ensemble_run_records_every_member_under_its_seed(make_cfg, tmp_path):
+    """`ensemble.size=3 seed=7`: one process, and every record row carries its member's seed."""
+    from infoflow.records import read_records
+    from infoflow.train import run
+
+    cfg = make_cfg(
+        "ensemble.size=3",
+        "seed=7",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "~logger.wandb",
+        "estimator.n_inputs=16",
+        "estimator.n_replicas=2",
+        "estimator.n_mc=32",
+        "estimator.cluster_samples=20",
+        "callbacks.plots=null",
+        f"paths.output_dir={tmp_path / 'run'}",
+    )
+    run(cfg)
+    info = read_records(tmp_path / "run" / "information.csv")
+    training = read_records(tmp_path / "run" / "training.csv")
+    measured = [r for r in info if r["estimator"] != "time"]
+    for rows in (measured, training):
+        assert {r["seed"] for r in rows} == {7, 8, 9}
+    for estimator in ("sp", "bin:width:0.05", "clustering", "gradients"):
+        seeds = {r["seed"] for r in measured if r["estimator"] == estimator}
+        assert seeds == {7, 8, 9}, estimator
+    accs = {r["seed"]: r["value"] for r in training if r["quantity"] == "acc" and r["epoch"] == 2}
+    assert len(set(accs.values())) > 1  # different networks, not one copied
+
+
+def test_ensembles_are_refused_for_the_cnn(make_cfg):
+    from infoflow.checks import check_config
+    from infoflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ensemble.size=2.*only MLP models"):
+        check_config(make_cfg("model=mnist_cnn", "ensemble.size=2"))
+    with pytest.raises(ConfigError, match="ensemble.size=0"):
+        check_config(make_cfg("ensemble.size=0"))
