@@ -217,3 +217,67 @@ def test_a_multi_seed_run_with_ceilings_draws_every_figure(tmp_path: Path):
         "gradients.png",
         "clustering.png",
     }  # fmt: skip  (no plane of the ceiling rows)
+
+
+def _curves(shift: float) -> dict:
+    from infoflow.plots.sweep import Curve
+
+    e = np.array(EPOCHS)
+    ones = np.ones(len(e))
+
+    def curve(values):
+        return Curve(e, 3 * ones, np.asarray(values, dtype=float), 0.1 * ones, values)
+
+    out = {
+        ("ceiling", "I_XT", None): curve(LN512 * ones),
+        ("ceiling", "I_TY", None): curve(LN2 * ones),
+    }
+    for k in (1, 2):
+        out[("sp", "I_XT", k)] = curve(5.0 - k * np.log1p(e) / 4 + shift)
+        out[("sp", "I_TY", k)] = curve(0.1 * np.log1p(e) * k)
+    return out
+
+
+def test_the_reports_plane_colours_epochs_draws_ceilings_and_shares_its_axes():
+    from infoflow.plots.sweep import sweep_information_figure, sweep_plane_figure
+
+    groups = {"noise.beta=0.01": _curves(0.0), "noise.beta=0.1": _curves(-2.0)}
+    fig = sweep_plane_figure(groups, "sp", units="nats", h_x=math.log(4096), i_xy=LN2)
+    a, b = (ax for ax in fig.axes if ax.get_label() != "<colorbar>")
+    assert a.get_shared_y_axes().joined(a, b) and a.get_shared_x_axes().joined(a, b)
+    coloured = [c for c in a.collections if c.get_array() is not None]
+    assert [list(c.get_array()) for c in coloured] == [list(EPOCHS)] * 2  # one per layer
+    assert {"H(X) of the inputs measured", "H(Y) of the inputs measured"} <= _labels(a)
+    assert any(ax.get_ylabel() == "epoch" for ax in fig.axes)  # the colour bar
+    old = {g: {k: c for k, c in cs.items() if k[0] != "ceiling"} for g, cs in groups.items()}
+    fig = sweep_plane_figure(old, "sp", units="nats", h_x=math.log(4096), i_xy=LN2)
+    assert {"H(X)", "I(X;Y)"} <= _labels(fig.axes[0])  # records without ceilings
+    fig = sweep_information_figure(groups, "sp", units="nats")
+    a, b = fig.axes[:2]
+    assert a.get_shared_y_axes().joined(a, b)
+    assert "H(X) of the inputs measured" in _labels(a)
+
+
+def test_the_report_counts_each_member_of_an_ensemble_run_as_a_seed(tmp_path):
+    """One job holding seeds 0-2 (an ensemble) gives the curves and compression of three jobs."""
+    from infoflow.report import aggregate, compression_table
+    from infoflow.report._reading import read_sweep
+    from tests.test_report import info_rows, make_run
+
+    def results(sweep):
+        runs = read_sweep(sweep)
+        curves = next(iter(aggregate(runs, []).values()))
+        return curves[("sp", "I_XT", 1)], compression_table(runs, [], "sp")
+
+    ensemble = tmp_path / "ensemble"
+    make_run(ensemble, 0, {}, rows=[r for s in (0, 1, 2) for r in info_rows(0.01, s)])
+    separate = tmp_path / "separate"
+    for s in (0, 1, 2):
+        make_run(separate, s, {"seed": s}, rows=info_rows(0.01, s))
+    (c_ens, t_ens), (c_sep, t_sep) = results(ensemble), results(separate)
+    assert list(c_ens.n) == [3] * len(c_ens.epoch)
+    np.testing.assert_allclose(c_ens.std, c_sep.std)
+    assert [(r["layer"], r["measure"], r["n"]) for r in t_ens] == [
+        (r["layer"], r["measure"], r["n"]) for r in t_sep
+    ]
+    np.testing.assert_allclose([r["std"] for r in t_ens], [r["std"] for r in t_sep])

@@ -19,10 +19,15 @@ from typing import NamedTuple
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 
 from infoflow.plots._common import (
+    CEILING_STYLE,
+    EPOCH_CMAP,
+    draw_ceiling_vs_epoch,
     epoch_axis,
+    epoch_norm,
     finite,
     grid_shape,
     info_label,
@@ -62,13 +67,37 @@ def _band(ax: Axes, x: np.ndarray, c: Curve, f: float, color, label: str | None)
         ax.plot(x, c.median * f, "--", color=color, lw=0.8, alpha=0.8)
 
 
-def _panels(n: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, np.ndarray]:
+def _panels(
+    n: int, width: float = 4.6, height: float = 3.4, *, share: bool | str = False
+) -> tuple[Figure, np.ndarray]:
     rows, cols = grid_shape(n)
     fig = new_figure(width * cols, height * rows + 0.6)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=share, sharey=share).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes[:n]
+
+
+def _ceiling(curves: Curves, quantity: str) -> float | None:
+    """The largest mean ``ceiling`` value of ``quantity`` over epochs (nats), if recorded."""
+    c = curves.get(("ceiling", quantity, None))
+    if c is None or not finite(c.mean).any():
+        return None
+    return float(np.nanmax(c.mean))
+
+
+def _plane_references(ax: Axes, curves: Curves, estimator: str, f: float, refs) -> None:
+    """Ceilings of the group's ``ceiling`` rows (SP), else the task's H(X), I(X;Y) (``refs``)."""
+    from infoflow.plots.plane import CEILING_LABELS
+
+    for q, line in (("I_XT", ax.axvline), ("I_TY", ax.axhline)):
+        measured = _ceiling(curves, q) if estimator == "sp" else None
+        if measured is not None:
+            line(measured * f, label=CEILING_LABELS[q], **CEILING_STYLE)
+        elif refs.get(q) is not None:
+            label = "H(X)" if q == "I_XT" else "I(X;Y)"
+            line(refs[q] * f, color="grey", ls="--" if q == "I_XT" else ":", lw=1.1, zorder=1,
+                 label=label)  # fmt: skip
 
 
 def _title(label: str, curves: Curves, estimator: str, quantity: str) -> str:
@@ -101,12 +130,17 @@ def sweep_information_figure(
         estimator: e.g. ``"sp"`` or ``"bin:tishby:30"``.
     """
     f = unit_factor(units)
-    fig, axes = _panels(len(groups))
+    fig, axes = _panels(len(groups), share=True)
     symbol = {"I_XT": "I(X;T)", "I_TY": "I(T;Y)"}.get(quantity, quantity)
     for ax, (label, curves) in zip(axes, groups.items(), strict=True):
         for k in _layers(curves, estimator, quantity):
             c = curves[(estimator, quantity, k)]
             _band(ax, c.epoch, c, f, layer_color(k), f"T{k}")
+        ceiling = curves.get(("ceiling", quantity, None)) if estimator == "sp" else None
+        if ceiling is not None:
+            from infoflow.plots.plane import CEILING_LABELS
+
+            draw_ceiling_vs_epoch(ax, ceiling.epoch, ceiling.mean, f, CEILING_LABELS[quantity])
         ax.set_title(_title(label, curves, estimator, quantity), fontsize=9)
         ax.set_ylabel(info_label(symbol, units))
         ax.grid(alpha=0.3)
@@ -117,23 +151,43 @@ def sweep_information_figure(
 
 
 def sweep_plane_figure(
-    groups: Mapping[str, Curves], estimator: str, *, units: str = "bits"
+    groups: Mapping[str, Curves],
+    estimator: str,
+    *,
+    units: str = "bits",
+    h_x: float | None = None,
+    i_xy: float | None = None,
+    ib_curve: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Figure:
-    """Mean information-plane trajectory per layer, with ± std bars on both axes, per group."""
+    """Mean information-plane trajectory per layer, with ± std bars on both axes, per group; the
+    markers coloured by epoch (one colour bar for all panels), the panels sharing both axes.
+
+    Reference lines (nats): for SP the ceilings of the ``ceiling`` rows (the entropy and H(Y) of
+    the inputs measured) where recorded, else ``h_x`` and ``i_xy``; ``ib_curve`` the optimal IB
+    curve of the task.
+    """
     f = unit_factor(units)
-    fig, axes = _panels(len(groups), width=4.8, height=4.0)
+    fig, axes = _panels(len(groups), width=4.8, height=4.0, share=True)
+    epochs = [int(e) for curves in groups.values() for c in curves.values() for e in c.epoch]
+    norm = epoch_norm(epochs)
     for ax, (label, curves) in zip(axes, groups.items(), strict=True):
+        if ib_curve is not None:
+            ax.plot(np.asarray(ib_curve[0]) * f, np.asarray(ib_curve[1]) * f, "k-", lw=1.2,
+                    zorder=1, label="optimal IB curve")  # fmt: skip
+        _plane_references(ax, curves, estimator, f, {"I_XT": h_x, "I_TY": i_xy})
         for k in _layers(curves, estimator, "I_XT"):
             cx, cy = curves[(estimator, "I_XT", k)], curves.get((estimator, "I_TY", k))
             if cy is None:
                 continue
-            _, ix, iy = np.intersect1d(cx.epoch, cy.epoch, return_indices=True)
+            common, ix, iy = np.intersect1d(cx.epoch, cy.epoch, return_indices=True)
             color = layer_color(k)
             x, y = cx.mean[ix] * f, cy.mean[iy] * f
             ax.errorbar(
                 x, y, xerr=np.nan_to_num(cx.std[ix]) * f, yerr=np.nan_to_num(cy.std[iy]) * f,
-                fmt="-o", ms=2.5, lw=1.2, elinewidth=0.6, alpha=0.85, color=color, label=f"T{k}",
+                fmt="-", lw=1.2, elinewidth=0.6, alpha=0.85, color=color, label=f"T{k}", zorder=2,
             )  # fmt: skip
+            ax.scatter(x, y, c=common, cmap=EPOCH_CMAP, norm=norm, s=14, zorder=3,
+                       edgecolors=[color], linewidths=0.5)  # fmt: skip
             if len(x):
                 ax.annotate(f"T{k}", (x[-1], y[-1]), xytext=(3, 3), textcoords="offset points",
                             color=color, fontsize=8)  # fmt: skip
@@ -141,6 +195,7 @@ def sweep_plane_figure(
         ax.set_xlabel(info_label("I(X;T)", units))
         ax.set_ylabel(info_label("I(T;Y)", units))
         ax.grid(alpha=0.3)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=EPOCH_CMAP), ax=list(axes), label="epoch")
     _shared_legend(fig, axes)
     fig.suptitle(f"Information plane across seeds — {estimator} (mean ± std)", fontsize=10)
     return fig

@@ -25,8 +25,9 @@ def _stats(values: Sequence[float]) -> tuple[int, float, float, float]:
 def aggregate(runs: Sequence[Run], keys: Sequence[str]) -> dict[tuple, dict]:
     """``{group values: {(estimator, quantity, layer): Curve}}`` across seeds.
 
-    Runs of one group with the same seed (e.g. separate runs per bin size, merged for the binned
-    figure) count once: their values are averaged first.
+    The seed is each row's (an ensemble run holds several: each member counts as a replicate,
+    as in a sweep over seeds). Runs of one group with the same seed (e.g. separate runs per bin
+    size, merged for the binned figure) count once: their values are averaged first.
     """
     from infoflow.plots.sweep import Curve
 
@@ -34,9 +35,8 @@ def aggregate(runs: Sequence[Run], keys: Sequence[str]) -> dict[tuple, dict]:
     for run in runs:
         g = group_of(run, keys)
         for r in run.rows:
-            acc[g][(r["estimator"], r["quantity"], r["layer"], r["epoch"])][run.seed].append(
-                r["value"]
-            )
+            seed = run.seed if r.get("seed") is None else str(r["seed"])  # an ensemble's member
+            acc[g][(r["estimator"], r["quantity"], r["layer"], r["epoch"])][seed].append(r["value"])
     out: dict[tuple, dict] = {}
     for g, cells in acc.items():
         series: dict[tuple, list] = defaultdict(list)
@@ -68,10 +68,18 @@ def main_estimator(runs: Sequence[Run]) -> str | None:
     return pick([r for run in runs for r in run.rows])
 
 
-def peak_final(run: Run, estimator: str) -> dict[int, dict[str, float]]:
-    """Per layer: peak and final I(X;T_ℓ) and compression = peak − final (nats)."""
+def _seeds(run: Run) -> list:
+    """The seeds of a run's rows (several in an ensemble run)."""
+    return sorted({r.get("seed") for r in run.rows}, key=str)
+
+
+def peak_final(run: Run, estimator: str, seed: Any = None) -> dict[int, dict[str, float]]:
+    """Per layer: peak and final I(X;T_ℓ) and compression = peak − final (nats), of the rows of
+    ``seed`` (None: every row, for a run of one seed)."""
     by_layer: dict[int, dict[int, float]] = defaultdict(dict)
     for r in run.rows:
+        if seed is not None and r.get("seed") != seed:
+            continue
         if r["estimator"] == estimator and r["quantity"] == "I_XT" and math.isfinite(r["value"]):
             by_layer[r["layer"]][r["epoch"]] = r["value"]
     out = {}
@@ -88,9 +96,11 @@ def compression_table(
     acc: dict[tuple, list[float]] = defaultdict(list)
     for run in runs:
         if run.finished:
-            for layer, measures in peak_final(run, estimator).items():
-                for measure, value in measures.items():
-                    acc[(group_of(run, keys), layer, measure)].append(value)
+            seeds = _seeds(run)
+            for seed in seeds if len(seeds) > 1 else [None]:
+                for layer, measures in peak_final(run, estimator, seed).items():
+                    for measure, value in measures.items():
+                        acc[(group_of(run, keys), layer, measure)].append(value)
     rows = []
     for (g, layer, measure), values in sorted(acc.items(), key=lambda kv: _sort_key(kv[0][0])):
         n, mean, std, median = _stats(values)

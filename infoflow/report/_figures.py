@@ -36,6 +36,26 @@ def _dependence_points(table: Sequence[Mapping], keys: Sequence[str]) -> tuple[s
     return x_key, dict(points)
 
 
+def _references(runs: Sequence[Run]) -> dict[str, Any]:
+    """The task's H(X), I(X;Y) (SZT: exact) and the first run's optimal IB curve, for the plane:
+    what the runs' own figures draw where the records hold no ceiling rows."""
+    from infoflow.plots.data import PlotInputError, is_szt, load_ib_curve, szt_references
+    from infoflow.records import IB_CURVE_FILE
+
+    refs: dict[str, Any] = {}
+    if runs and is_szt(runs[0].config):
+        refs["h_x"], refs["i_xy"] = szt_references()
+    for run in runs:
+        path = Path(run.path) / IB_CURVE_FILE
+        if path.exists():
+            try:
+                refs["ib_curve"] = load_ib_curve(path)
+            except PlotInputError as exc:  # an overlay: its absence costs only the line
+                log.warning("no IB curve on the sweep's plane: %s", exc)
+            break
+    return refs
+
+
 def draw_figures(
     out: Path,
     runs: Sequence[Run],
@@ -58,9 +78,10 @@ def draw_figures(
             (f"information_vs_epoch_{stem}",
              lambda: figs.sweep_information_figure(curves, estimator, units=units))
         )  # fmt: skip
+        refs = _references(runs)
         jobs.append(
             (plane_filename(estimator),
-             lambda: figs.sweep_plane_figure(curves, estimator, units=units))
+             lambda: figs.sweep_plane_figure(curves, estimator, units=units, **refs))
         )  # fmt: skip
     dep = _dependence_points(table, keys)
     if dep is not None and estimator is not None:
