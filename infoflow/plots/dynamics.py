@@ -117,7 +117,7 @@ def gradients_figure(rows: Sequence[Mapping]) -> Figure:
     axes[0].set_title(
         "Mini-batch gradients per weight layer: norm of the mean (solid), of the sd (dashed)\n"
         + what
-        + (f" ({note})" if note else ""),
+        + (f"\n({note})" if note else ""),
         fontsize=9,
     )
     if with_snr:
