@@ -94,3 +94,17 @@ def test_bad_input_lightning_finds_at_fit_is_one_line_and_a_failed_status(tmp_pa
     assert len(errors) == 1 and "limit_train_batches" in errors[0]
     status = read_status(run_dir / "status.json")
     assert status["status"] == "failed" and "limit_train_batches" in status["error"]
+
+
+def test_the_terminal_is_quiet_and_ends_with_the_summary(finished_run):
+    """No warnings or tips from dependencies (W&B, Lightning); the summary last, naming the run."""
+    run_dir, proc = finished_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    terminal = proc.stdout + proc.stderr
+    for noise in ("wandb:", "WARNING", "Warning", "Tip", "litlogger", "was configured so"):
+        assert noise not in terminal, terminal
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    summary = next(i for i, line in enumerate(lines) if "Summary: 2 epochs, seed 0, " in line)
+    assert lines[summary + 1] == "  I(X;T_l) in nats, SP estimator:"
+    assert lines[-2].startswith("  W&B offline run; upload: wandb sync ")
+    assert lines[-1] == f"Run directory: {run_dir}"

@@ -221,8 +221,8 @@ def test_basic_launcher_runs_the_grid_in_one_wandb_group(beta_seed_sweep):
     runs = [r for r in wandb_runs(sweep) if r.job_type != "aggregate"]  # the report's own run
     assert len(runs) == 4
     assert {r.run_group for r in runs} == {f"{sweep.parent.name}_{sweep.name}"}
-    names = sorted(r.display_name for r in runs)
-    assert names[0].endswith("noise.beta=0.01,seed=0") and names[3].endswith("beta=0.05,seed=1")
+    names = sorted(r.display_name for r in runs)  # the experiment (none: default), the overrides
+    assert names[0].endswith("noise.beta=0.01 seed=0") and names[3].endswith("beta=0.05 seed=1")
 
 
 @pytest.mark.slow
