@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import torch
 
-from callbacks.schedule import ScheduledCallback, Value
-from infoflow.estimators import binned_information, kde_information
-from infoflow.models.module import Measurement
+from callbacks.schedule import MemberValue, ScheduledCallback, Value
+from infoflow.estimators import binned_information, binned_information_members, kde_information
+from infoflow.models.module import EnsembleMeasurement, Measurement
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ class BinnedCallback(ScheduledCallback):
     on the noisy ones (estimator ``bin_noisy:...``: Goldfeld et al. show that with bin size 10β it
     tracks the clustering of representations). KDE bounds (Saxe et al.) when ``kde_noise_var``
     is set. Estimator names: ``bin:<scheme>:<size>``, ``kde_upper``, ``kde_lower``.
+
+    An ensemble's members are binned together, one batched call per layer and representation
+    (:func:`~infoflow.estimators.binned_information_members`); KDE goes member by member.
     """
 
     name = "binned"
@@ -68,6 +71,34 @@ class BinnedCallback(ScheduledCallback):
             quantity, bound = key.rsplit("_", 1)  # I_XT_upper -> I_XT, upper
             out.append((k, f"kde_{bound}", quantity, value, None))
         return out
+
+    def measure_all(self, em: EnsembleMeasurement) -> list[MemberValue]:
+        if len(em.members) == 1:
+            return super().measure_all(em)
+        sizes = {"bin_size": self.bin_size} if self.bin_size else {"n_bins": self.n_bins}
+        y = em.labels
+        kinds = {"bin": em.stacked("noiseless")}
+        betas = {m.beta for m in em.members}
+        if self.noisy and betas != {0.0}:
+            kinds["bin_noisy"] = em.stacked("noisy")
+        rows: list[MemberValue] = []
+        for kind, layers in kinds.items():
+            for k, reps in enumerate(layers, start=1):
+                per_member = binned_information_members(
+                    reps, y, scheme=self.scheme, value_range=self.value_range, **sizes
+                )
+                for m, result in zip(em.members, per_member, strict=True):
+                    if kind == "bin_noisy" and m.beta == 0:
+                        continue
+                    for size, quantities in result.items():
+                        name = f"{kind}:{self.scheme}:{size:g}"
+                        rows += [(m.seed, k, name, q, v, None) for q, v in quantities.items()]
+        if self.kde_noise_var:
+            for m in em.members:
+                for k, reps in enumerate(m.noiseless, start=1):
+                    rows += [(m.seed, *v) for v in self._kde(k, reps, m.labels)]
+        self._say_saturated([r[1:] for r in rows], y.shape[1])
+        return rows
 
     def measure(self, m: Measurement) -> list[Value]:
         y = m.labels

@@ -53,12 +53,15 @@ class RepresentationsCallback(ScheduledCallback):
         write_atomic(path, lambda f: np.savez(f, **arrays))
 
     def measure(self, m: Measurement) -> list[Value]:
-        """Writes its own files (bins and arrays are not values); returns no value rows. Every
-        member's histograms; the snapshots of the first member only."""
+        """Writes its own files (bins and arrays are not values); returns no value rows. Of an
+        ensemble, the first member's only (its seed on the rows): K members' histograms at every
+        epoch would be a file of millions of rows that no figure reads."""
+        if m.member != 0:
+            return []
         hist_rows, snapshot = [], {}
         for k, reps in enumerate(m.noiseless, start=1):
             hist_rows += self._histogram_rows(m.seed, m.epoch, k, reps)
-            if m.member == 0 and reps.shape[1] <= self.snapshot_max_units:
+            if reps.shape[1] <= self.snapshot_max_units:
                 snapshot[f"layer_{k}"] = reps.cpu().numpy()
         append_rows(self.output_dir / HISTOGRAM_FILE, HISTOGRAM_COLUMNS, hist_rows)
         if snapshot:

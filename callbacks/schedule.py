@@ -73,11 +73,19 @@ def measuring(module: pl.LightningModule) -> Iterator[None]:
 def emit(trainer: pl.Trainer, path: Path, rows: Sequence[tuple], epoch: int) -> None:
     """The one way a record leaves a callback: appended to ``path`` (:data:`RECORD_COLUMNS`), then
     logged to every Lightning logger (W&B, metrics.csv) under :func:`metric_name`, with ``epoch``
-    = completed epochs. Loggers are sinks: the figures read only the files."""
+    = completed epochs. Loggers are sinks: the figures read only the files.
+
+    An ensemble's rows are logged as the mean over its members under the plain name, and their
+    standard deviation under ``<name>/sd``: one W&B run per ensemble with a few series per
+    quantity, not K; every member's values are in the records."""
     if not rows:
         return
     append_rows(path, RECORD_COLUMNS, rows)
-    metrics = {metric_name(r): r["value"] for r in as_dicts(rows)}
+    values: dict[str, list[float]] = {}
+    for r in as_dicts(rows):
+        values.setdefault(metric_name(r), []).append(r["value"])
+    metrics = {name: float(np.mean(v)) for name, v in values.items()}
+    metrics |= {f"{name}/sd": float(np.std(v)) for name, v in values.items() if len(v) > 1}
     for logger in trainer.loggers:
         logger.log_metrics({**metrics, "epoch": epoch}, step=trainer.global_step)
 

@@ -3,6 +3,7 @@
 - :func:`gaussian_mixture_entropy`, :func:`sp_information` — the sample-propagation estimator of
   Goldfeld et al. (2019) for noisy networks;
 - :func:`binned_information` — binned H(T), I(X;T), I(T;Y) (Shwartz-Ziv & Tishby; Saxe et al.);
+  :func:`binned_information_members` the same for K networks at once;
 - :func:`kde_information` — Kolchinsky–Tracey bounds (Saxe et al.);
 - :func:`clustering_scores` and friends — how representations cluster by class;
 - :func:`ib_curve`, :func:`joint_from_samples` — the optimal information-bottleneck curve of p(x, y).
@@ -10,7 +11,12 @@
 No Lightning here: the callbacks are the only code that knows both models and estimators.
 """
 
-from infoflow.estimators.binning import SCHEMES, bin_codes, binned_information
+from infoflow.estimators.binning import (
+    SCHEMES,
+    bin_codes,
+    binned_information,
+    binned_information_members,
+)
 from infoflow.estimators.clustering import (
     clustering_scores,
     cosine_similarity_distributions,
@@ -36,6 +42,7 @@ __all__ = [
     "IBCurve",
     "bin_codes",
     "binned_information",
+    "binned_information_members",
     "clustering_scores",
     "cosine_similarity_distributions",
     "cosine_similarity_stats",

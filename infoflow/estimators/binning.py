@@ -37,7 +37,7 @@ from torch import Tensor
 
 from infoflow.estimators.checks import check_activations, check_labels
 
-__all__ = ["SCHEMES", "bin_codes", "binned_information"]
+__all__ = ["SCHEMES", "bin_codes", "binned_information", "binned_information_members"]
 
 SCHEMES = ("tishby", "width", "adaptive")
 
@@ -62,10 +62,12 @@ def _tishby_edges(n_bins: int, lo: float, hi: float, device) -> Tensor:
 def _tishby_codes(x: Tensor, n_bins: int, lo: float, hi: float) -> Tensor:
     # digitize(v, edges) (right=False, non-decreasing edges) == searchsorted(edges, v, side="right")
     # = i in [0, n_bins]. numpy compares v with the float32 edges exactly (both promoted to a
-    # common type without rounding); float64 holds every float32 edge and every float16/32 value
-    # exactly, so comparing in float64 is the same test.
-    edges = _tishby_edges(n_bins, lo, hi, x.device)
-    idx = torch.searchsorted(edges, x.double().contiguous(), right=True)
+    # common type without rounding). float32 holds every float32 edge and every float16/32 value
+    # exactly, so for those activations comparing in float32 is the same test (and half the
+    # memory traffic of float64); float64 activations are compared in float64.
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    edges = _tishby_edges(n_bins, lo, hi, x.device).to(dtype)
+    idx = torch.searchsorted(edges, x.to(dtype).contiguous(), right=True)
     # edges[i - 1]: i = 0 (v < lo) wraps to the last edge, the same bin as i = n_bins (v >= hi).
     # Distinct indices are distinct edge values: two equal float32 edges leave an empty bin.
     return idx.masked_fill_(idx == 0, n_bins) - 1
@@ -243,4 +245,109 @@ def binned_information(
 
     if isinstance(sizes, Sequence):
         return {s: one(s) for s in sizes}
+    return one(sizes)
+
+
+def _member_row_ids(codes: Tensor) -> Tensor:
+    """Dense ids of the distinct (member, row) pairs of integer codes (K, n, d), shape (K, n): two
+    rows share an id iff they belong to the same member and are equal. One mixed-radix int64 key
+    per row when the codes' span allows it (a 1-D unique), else an exact lexicographic unique."""
+    k, n, d = codes.shape
+    member = torch.arange(k, device=codes.device).view(k, 1).expand(k, n)
+    lo = codes.amin(dim=(0, 1))
+    span = codes.amax(dim=(0, 1)) - lo + 1
+    if math.log2(k) + float(torch.log2(span.double()).sum()) < 62:
+        key = member.clone()
+        for j in range(d):
+            key = key * span[j] + (codes[..., j] - lo[j])
+        return _dense(key.reshape(-1))[0].view(k, n)
+    rows = torch.cat([member.unsqueeze(-1), codes], dim=-1).reshape(k * n, d + 1)
+    return _row_ids(rows).view(k, n)
+
+
+def _member_entropies(ids: Tensor) -> Tensor:
+    """Entropy (nats) of each member's ids (K, n), where no id is shared by two members: (K,)."""
+    k, n = ids.shape
+    flat = ids.reshape(-1)
+    counts = torch.bincount(flat).double()
+    owner = torch.zeros(counts.numel(), dtype=torch.long, device=ids.device)
+    owner[flat] = torch.arange(k, device=ids.device).repeat_interleave(n)
+    p = counts / n
+    terms = torch.where(counts > 0, -p * p.clamp_min(1e-300).log(), torch.zeros_like(p))
+    return torch.zeros(k, dtype=torch.float64, device=ids.device).scatter_add_(0, owner, terms)
+
+
+def _members_info(codes: Tensor, labels: Tensor) -> list[dict]:
+    k = codes.shape[0]
+    t_ids = _member_row_ids(codes)
+    y_ids, n_y = _dense(labels.reshape(-1))
+    y_ids = y_ids.view(labels.shape)
+    member = torch.arange(k, device=codes.device).view(k, 1)
+    h_t = _member_entropies(t_ids)
+    h_y = _member_entropies(member * n_y + y_ids)
+    h_ty = _member_entropies(_dense((t_ids * n_y + y_ids).reshape(-1))[0].view(labels.shape))
+    i_ty = (h_t + h_y - h_ty).clamp_min(0)
+    return [
+        {"H_T": float(h), "I_XT": float(h), "I_TY": float(i)}
+        for h, i in zip(h_t.tolist(), i_ty.tolist(), strict=True)
+    ]
+
+
+def binned_information_members(
+    activations: Tensor,
+    labels: Tensor,
+    *,
+    n_bins: int | Sequence[int] | None = None,
+    bin_size: float | Sequence[float] | None = None,
+    value_range: tuple[float, float] | None = None,
+    scheme: str = "tishby",
+) -> list[dict]:
+    """:func:`binned_information` of K networks at once (an ensemble's members): entry k is
+    ``binned_information(activations[k], labels[k], ...)``, the same exact counts, computed with
+    one ``unique`` per bin size for all members instead of K.
+
+    Args:
+        activations: (K, n, d) float tensor, member k's representation of its n samples.
+        labels: (K, n) integer tensor, member k's labels.
+        n_bins, bin_size, value_range, scheme: as :func:`binned_information`; rules that depend
+            on a layer's values (``width`` with ``n_bins`` and no range, ``adaptive``) take each
+            member's own.
+
+    Returns:
+        A list of K results, each as :func:`binned_information` returns it (rows are distinct
+        samples: I(X; Bin T) = H(Bin T)).
+
+    Example:
+        >>> h = torch.tensor([[[0.1], [0.12], [0.9], [-0.5]], [[0.1], [0.2], [0.3], [0.4]]])
+        >>> y = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])
+        >>> r = binned_information_members(h, y, bin_size=0.5, scheme="width")
+        >>> [round(m["I_TY"], 4) for m in r]  # member 1: one bin, nothing about y
+        [0.6931, 0.0]
+    """
+    if activations.ndim != 3 or labels.shape != activations.shape[:2]:
+        raise ValueError(
+            "activations must be (K, n, d) and labels (K, n), got "
+            f"{tuple(activations.shape)} and {tuple(labels.shape)}"
+        )
+    k, n, d = activations.shape
+    check_labels(labels.reshape(-1), k * n)
+    check_activations(activations.reshape(k * n, d), keep_float=True)
+    sizes = _check_size(n_bins, bin_size, scheme, value_range)
+    by_count = n_bins is not None
+    labels = labels.to(activations.device)
+    # Rules that look at a layer's values must see each member's own; the others are elementwise.
+    per_member = scheme == "adaptive" or (scheme == "width" and by_count and value_range is None)
+
+    def one(size) -> list[dict]:
+        if per_member:
+            codes = torch.stack(
+                [_codes(a, scheme, by_count, size, value_range) for a in activations]
+            )
+        else:
+            codes = _codes(activations, scheme, by_count, size, value_range)
+        return _members_info(codes, labels)
+
+    if isinstance(sizes, Sequence):
+        per_size = {s: one(s) for s in sizes}
+        return [{s: r[k] for s, r in per_size.items()} for k in range(activations.shape[0])]
     return one(sizes)

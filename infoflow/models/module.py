@@ -155,8 +155,23 @@ class ClassifierModule(pl.LightningModule):
     @staticmethod
     def _member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Each member's mean cross-entropy, (K,)."""
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-        return loss.view(y.shape).mean(1)
+        # (K, C, B) is cross_entropy's (N, C, d) layout, and an MLPEnsemble's own (its logits
+        # (K, B, C) are a transposed view): no copy.
+        return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
+
+    @staticmethod
+    def _member_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each member's number of correct answers, (K,): argmax over the classes (the first of
+        equal maxima, as ``argmax``), as C elementwise steps. torch's ``argmax`` over a class
+        dimension of 2 took 16 ms for an ensemble's 50 × 3482 logits here, more than the whole
+        validation forward pass; these steps take 0.2 ms."""
+        scores = logits.transpose(1, 2)  # (K, C, B)
+        best, pred = scores[:, 0], torch.zeros_like(y)
+        for c in range(1, scores.shape[1]):
+            better = scores[:, c] > best
+            best = torch.where(better, scores[:, c], best)
+            pred = torch.where(better, c, pred)
+        return (pred == y).sum(1)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):  # noqa: ANN001
         # The datamodules keep their tensors on the model's device already; skip the generic
@@ -170,7 +185,7 @@ class ClassifierModule(pl.LightningModule):
     def _accumulate(self, name: str, logits: torch.Tensor, y: torch.Tensor) -> None:
         n = y.shape[1]
         loss_sum = self._member_losses(logits, y).detach() * n
-        correct = (logits.argmax(2) == y).sum(1).to(loss_sum.dtype)
+        correct = self._member_correct(logits, y).to(loss_sum.dtype)
         stats = torch.stack([loss_sum, correct, torch.full_like(loss_sum, n)])  # (3, K)
         self._sums[name] = self._sums.get(name, 0) + stats
 
@@ -196,7 +211,7 @@ class ClassifierModule(pl.LightningModule):
         # Sums stay on the device (no sync per step): loss and correct answers with noise on.
         n = y.shape[1]
         self._noisy_loss_sum += losses.detach() * n
-        self._noisy_correct += (logits.detach().argmax(2) == y).sum(1)
+        self._noisy_correct += self._member_correct(logits.detach(), y)
         self._noisy_count += n
 
     def on_train_epoch_start(self) -> None:

@@ -139,3 +139,39 @@ def test_ensembles_are_refused_for_the_cnn(make_cfg):
         check_config(make_cfg("model=mnist_cnn", "ensemble.size=2"))
     with pytest.raises(ConfigError, match="ensemble.size=0"):
         check_config(make_cfg("ensemble.size=0"))
+
+
+def test_batched_binning_of_an_ensemble_equals_member_by_member(tmp_path):
+    """The binned callback bins all members in one call per layer: the same rows as measuring
+    each member alone."""
+    from types import SimpleNamespace
+
+    from callbacks.binned import BinnedCallback
+    from callbacks.schedule import measuring
+
+    net = MLPEnsemble([4, 5, 6], hidden=HIDDEN, beta=0.05)
+    module = ClassifierModule(net, optimizer=torch.optim.Adam)
+    data = SZTDataModule(seed=4, ensemble_size=3, eval_on="val")  # each member its own set
+    data.setup()
+    module.trainer = SimpleNamespace(datamodule=data)
+    cb = BinnedCallback(
+        str(tmp_path), scheme="tishby", bin_size=None, n_bins=[10, 30], value_range=None,
+        noisy=True, kde_noise_var=None, seed=4, every_n_epochs=None, n_points=3,
+    )  # fmt: skip
+    with measuring(module):
+        em = module.measurement(0)
+        batched = cb.measure_all(em)
+        one_by_one = [(m.seed, *v) for m in em.members for v in cb.measure(m)]
+    assert len(batched) == len(one_by_one) == 3 * 3 * 2 * 2 * 3  # seeds, layers, kinds, sizes, q
+    expected = {r[:4]: r[4] for r in one_by_one}
+    for row in batched:
+        assert row[4] == pytest.approx(expected[row[:4]], abs=1e-12), row
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_correct_answers_count_as_argmax_does(n_classes):
+    logits = torch.randn(4, 100, n_classes)
+    logits[0, :10] = 0.0  # ties: argmax takes the first maximum
+    y = torch.randint(0, n_classes, (4, 100))
+    expected = (logits.argmax(2) == y).sum(1)
+    assert torch.equal(ClassifierModule._member_correct(logits, y), expected)
