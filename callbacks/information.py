@@ -7,7 +7,7 @@ import logging
 import torch
 
 from callbacks.schedule import ScheduledCallback, Value
-from infoflow.estimators import sp_information
+from infoflow.estimators import empirical_entropy, sp_information
 from infoflow.models.module import Measurement
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,11 @@ class InformationCallback(ScheduledCallback):
     At each scheduled epoch, SP measures every input of the evaluation set exactly once, in order,
     when ``n_inputs`` is null (for SZT the 4096 patterns); a number N draws N inputs uniformly
     with replacement, as the papers' code did (seeded by the callback's seed and the epoch).
-    Each input is propagated ``n_replicas`` times through the noisy network. Skipped for β = 0, where I(X;T) is
+    Each input is propagated ``n_replicas`` times through the noisy network. Rows of estimator
+    ``ceiling`` (layer empty) give what the estimates can reach: ``I_XT``, the entropy of the
+    inputs measured (ln N for N distinct ones; less with duplicates), and ``I_TY``, the entropy
+    of their labels; an estimate above its ceiling by more than its standard error gets a flag
+    row ``<quantity>_beyond_ceiling`` (the excess) and a warning. Skipped for β = 0, where I(X;T) is
     infinite or constant (Goldfeld et al., Sec. 2) and SP has no noise to work with. Layers wider
     than ``max_width`` (e.g. convolutional ones) are skipped, with one log line.
     """
@@ -89,8 +93,33 @@ class InformationCallback(ScheduledCallback):
             target_stderr=self.target_stderr,
             max_width=self.max_width,
         )
-        return [
+        values = [
             (layer + 1, "sp", quantity, est.value, est.stderr)
             for layer, quantities in result.items()
             for quantity, est in quantities.items()
         ]
+        if not values:
+            return []
+        ceilings = {"I_XT": empirical_entropy(x), "I_TY": empirical_entropy(y)}
+        values += [(None, "ceiling", q, c, None) for q, c in ceilings.items()]
+        return values + self._beyond_ceilings(values, ceilings, m)
+
+    def _beyond_ceilings(
+        self, values: list[Value], ceilings: dict[str, float], m: Measurement
+    ) -> list[Value]:
+        """A flag row ``<quantity>_beyond_ceiling`` (value: the excess, nats) and a warning for
+        every estimate above its ceiling by more than its standard error."""
+        flags: list[Value] = []
+        for layer, estimator, quantity, value, stderr in values:
+            if estimator != "sp" or quantity not in ceilings:
+                continue
+            excess = value - ceilings[quantity]
+            if excess > (stderr or 0.0):
+                log.warning(
+                    "seed %d, epoch %d, layer %d: SP %s = %.4f nats exceeds its ceiling %.4f "
+                    "(the entropy of the %s measured) by more than its stderr %.4f",
+                    m.seed, m.epoch, layer, quantity, value, ceilings[quantity],
+                    "inputs" if quantity == "I_XT" else "labels", stderr or 0.0,
+                )  # fmt: skip
+                flags.append((layer, "sp", f"{quantity}_beyond_ceiling", excess, stderr))
+        return flags

@@ -127,6 +127,17 @@ def test_every_value_of_a_sweep_presets_grid_passes_the_schema(preset, tmp_path)
             check_config(job)
 
 
+@pytest.mark.parametrize(
+    ("preset", "size", "jobs"), [("tishby_szt_sweep", 50, 3), ("goldfeld_beta_sweep", 5, 4)]
+)
+def test_seed_sweeps_run_their_seeds_as_ensembles(preset, size, jobs):
+    """The papers' studies over seeds: one job per setting, each an ensemble of the seeds."""
+    cfg = compose_all(f"experiment={preset}")
+    params = dict(cfg.hydra.sweeper.params)
+    assert cfg.ensemble.size == size and "seed" not in params
+    assert len(params) == 1 and len(str(next(iter(params.values()))).split(",")) == jobs
+
+
 def test_job_dirname_stays_a_valid_file_name():
     assert job_dirname(3, "noise.beta=0.01,seed=1") == "3_noise.beta=0.01,seed=1"
     assert job_dirname(0, "") == "0"

@@ -16,6 +16,7 @@ from infoflow.estimators.binning import (
     bin_codes,
     binned_information,
     binned_information_members,
+    empirical_entropy,
 )
 from infoflow.estimators.clustering import (
     clustering_scores,
@@ -43,6 +44,7 @@ __all__ = [
     "bin_codes",
     "binned_information",
     "binned_information_members",
+    "empirical_entropy",
     "clustering_scores",
     "cosine_similarity_distributions",
     "cosine_similarity_stats",

@@ -37,7 +37,13 @@ from torch import Tensor
 
 from infoflow.estimators.checks import check_activations, check_labels
 
-__all__ = ["SCHEMES", "bin_codes", "binned_information", "binned_information_members"]
+__all__ = [
+    "SCHEMES",
+    "bin_codes",
+    "binned_information",
+    "binned_information_members",
+    "empirical_entropy",
+]
 
 SCHEMES = ("tishby", "width", "adaptive")
 
@@ -351,3 +357,17 @@ def binned_information_members(
         per_size = {s: one(s) for s in sizes}
         return [{s: r[k] for s, r in per_size.items()} for k in range(activations.shape[0])]
     return one(sizes)
+
+
+def empirical_entropy(samples: Tensor) -> float:
+    """Entropy (nats) of the empirical distribution of the rows of ``samples`` (duplicates
+    counted): the most I(X;T) can be when these are the inputs measured, or I(T;Y) these the
+    labels.
+
+    >>> round(empirical_entropy(torch.tensor([0, 0, 1, 2])), 4)  # -(1/2 ln 1/2 + 2 · 1/4 ln 1/4)
+    1.0397
+    """
+    rows = samples.reshape(len(samples), -1)
+    counts = torch.unique(rows, dim=0, return_counts=True)[1].double()
+    p = counts / counts.sum()
+    return float(-(p * p.log()).sum())

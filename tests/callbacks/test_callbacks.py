@@ -1,6 +1,7 @@
 """Each callback on a tiny model: its values equal the estimator functions called directly on the
 same representations, and the epoch's representations are computed once for all of them."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,7 @@ from infoflow.data.datamodule import SZTDataModule
 from infoflow.estimators import (
     binned_information,
     clustering_scores,
+    empirical_entropy,
     kde_information,
     sp_information,
 )
@@ -58,6 +60,11 @@ def test_information_callback_equals_sp_on_the_same_inputs(setup, tmp_path):
         direct = sp_information(
             module.net.member(0).sample_pre_noise, x[idx], y[idx], sigma=0.1, n_replicas=4, n_mc=256,
         )  # fmt: skip
+    ceilings = {v[2]: v[3] for v in values if v[1] == "ceiling"}
+    assert ceilings["I_XT"] == pytest.approx(empirical_entropy(x[idx]), abs=1e-12)
+    assert ceilings["I_TY"] == pytest.approx(empirical_entropy(y[idx]), abs=1e-12)
+    assert ceilings["I_XT"] <= math.log(64)
+    values = [v for v in values if v[1] != "ceiling"]
     assert {v[0] for v in values} == {1, 2}
     for layer, est, quantity, value, stderr in values:
         assert est == "sp"
@@ -214,3 +221,28 @@ def test_gradient_phases_from_per_step_gradients(tmp_path):
 def test_bad_settings_fail_at_construction(make, tmp_path):
     with pytest.raises(ValueError):
         make(str(tmp_path))
+
+
+def test_an_estimate_beyond_its_ceiling_is_flagged(setup, tmp_path, monkeypatch, caplog):
+    """An I(X;T) above the entropy of the inputs measured by more than its stderr gets a flag row
+    (the excess) and a warning; one within its stderr does not."""
+    from infoflow.estimators.result import Estimate
+
+    module, _ = setup
+    over = math.log(64) + 0.3
+
+    def fake_sp(sample_fn, x, y, **kw):
+        return {
+            0: {"I_XT": Estimate(over, 0.01), "I_TY": Estimate(0.1, 0.01)},
+            1: {"I_XT": Estimate(1.0, 0.01), "I_TY": Estimate(0.2, 0.01)},
+        }
+
+    monkeypatch.setattr("callbacks.information.sp_information", fake_sp)
+    cb = InformationCallback(str(tmp_path), **SP, **SCHEDULE)
+    with caplog.at_level("WARNING"):
+        values = _measure(cb, module, 3)
+    flags = [v for v in values if v[2].endswith("_beyond_ceiling")]
+    ceiling = next(v[3] for v in values if v[1:3] == ("ceiling", "I_XT"))
+    assert [(v[0], v[2]) for v in flags] == [(1, "I_XT_beyond_ceiling")]
+    assert flags[0][3] == pytest.approx(over - ceiling)
+    assert "exceeds its ceiling" in caplog.text
