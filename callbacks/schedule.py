@@ -84,8 +84,9 @@ def emit(trainer: pl.Trainer, path: Path, rows: Sequence[tuple], epoch: int) -> 
     values: dict[str, list[float]] = {}
     for r in as_dicts(rows):
         values.setdefault(metric_name(r), []).append(r["value"])
-    metrics = {name: float(np.mean(v)) for name, v in values.items()}
-    metrics |= {f"{name}/sd": float(np.std(v)) for name, v in values.items() if len(v) > 1}
+    with np.errstate(invalid="ignore"):  # an infinite SNR of every member: mean inf, sd NaN
+        metrics = {name: float(np.mean(v)) for name, v in values.items()}
+        metrics |= {f"{name}/sd": float(np.std(v)) for name, v in values.items() if len(v) > 1}
     for logger in trainer.loggers:
         logger.log_metrics({**metrics, "epoch": epoch}, step=trainer.global_step)
 
