@@ -64,13 +64,6 @@ def _sqdist(a: Tensor, b: Tensor) -> Tensor:
     return torch.addmm(sa[:, None] + sb[None, :], a, b.T, alpha=-2.0).clamp_min_(0.0)
 
 
-def _euclid_block(a: Tensor, b: Tensor, same_rows: bool) -> Tensor:
-    d = _sqdist(a, b)
-    if same_rows:  # exact zeros on the diagonal (the mm trick leaves round-off there)
-        d.fill_diagonal_(0.0)
-    return d.sqrt_()
-
-
 def _pair_moments(x: Tensor, y: Tensor, kernel, chunk: int) -> Tensor:
     """(2, 3) tensor: [within, between] × [count, Σ k_ij, Σ k_ij²] over ordered pairs i ≠ j.
 
@@ -114,10 +107,38 @@ def distance_ratio(activations: Tensor, labels: Tensor, *, chunk_size: int = 102
     """
     x, y = _check(activations, labels)
     check_count("chunk_size", chunk_size)
-    m = _pair_moments(x, y, _euclid_block, chunk_size)
-    if m[0, 0] == 0 or m[1, 0] == 0:
+    return _distance_ratio(_class_distance_sums(x, y, chunk_size), y)
+
+
+def _class_distance_sums(x: Tensor, y: Tensor, chunk: int) -> Tensor:
+    """(n, n_classes): row i holds Σ_{j: y_j = c} ‖x_i − x_j‖ for every class c (self excluded:
+    its distance is exactly 0), computed in (chunk × n) blocks. Both the distance ratio and the
+    silhouette are functions of these sums: one pass over the pairs serves both."""
+    onehot = F.one_hot(y).double()
+    return torch.cat(
+        [_euclid_rows(x[i0 : i0 + chunk], x, i0) @ onehot for i0 in range(0, len(x), chunk)]
+    )
+
+
+def _euclid_rows(a: Tensor, x: Tensor, offset: int) -> Tensor:
+    """Distances of rows ``a`` = x[offset : offset + len(a)] to every row of x; exact zeros for
+    each row's distance to itself (the mm trick leaves round-off there)."""
+    d = _sqdist(a, x)
+    rows = torch.arange(len(a), device=x.device)
+    d[rows, rows + offset] = 0.0
+    return d.sqrt_()
+
+
+def _distance_ratio(sums: Tensor, y: Tensor) -> float:
+    within = float(sums.gather(1, y[:, None]).sum())
+    between = float(sums.sum()) - within
+    counts = torch.bincount(y).double()
+    n = len(y)
+    n_within = float((counts * counts).sum()) - n
+    n_between = float(n * n) - n_within - n
+    if n_within == 0 or n_between == 0:
         raise ValueError("labels must have >= 2 classes and a class with >= 2 samples")
-    return float((m[0, 1] / m[0, 0]) / (m[1, 1] / m[1, 0]))
+    return (within / n_within) / (between / n_between)
 
 
 def silhouette_score(
@@ -147,16 +168,13 @@ def silhouette_score(
     x, y = _check(activations, labels)
     check_count("chunk_size", chunk_size)
     x, y = _subsample(x, y, max_samples, generator)
-    onehot = F.one_hot(y).double()
-    counts = onehot.sum(dim=0)
-    if len(counts) < 2:
+    if int(y.max()) < 1:
         raise ValueError("labels must have >= 2 classes")
-    sums = torch.cat(
-        [
-            _euclid_block(x[i0 : i0 + chunk_size], x, False) @ onehot
-            for i0 in range(0, len(x), chunk_size)
-        ]
-    )
+    return _silhouette(_class_distance_sums(x, y, chunk_size), y)
+
+
+def _silhouette(sums: Tensor, y: Tensor) -> float:
+    counts = torch.bincount(y).double()
     own = counts[y]
     a = sums.gather(1, y[:, None]).squeeze(1) / (own - 1).clamp_min(1)
     b = (sums / counts).scatter(1, y[:, None], math.inf).min(dim=1).values
@@ -350,11 +368,15 @@ def clustering_scores(
         (1.0, 0.98)
     """
     x, y = _check(activations, labels)
+    check_count("chunk_size", chunk_size)
     x, y = _subsample(x, y, max_samples, generator)
     gen = _generator(generator)
+    if int(y.max()) < 1:
+        raise ValueError("labels must have >= 2 classes")
+    sums = _class_distance_sums(x, y, chunk_size)  # one pass over the pairs for both scores
     scores = {
-        "distance_ratio": distance_ratio(x, y, chunk_size=chunk_size),
-        "silhouette": silhouette_score(x, y, max_samples=len(x), chunk_size=chunk_size),
+        "distance_ratio": _distance_ratio(sums, y),
+        "silhouette": _silhouette(sums, y),
         **cosine_similarity_stats(x, y, chunk_size=chunk_size),
         **kmeans_scores(x, y, generator=gen),
     }
