@@ -15,10 +15,11 @@ class TrainingRecordCallback(pl.Callback):
     module's :meth:`~infoflow.models.module.ClassifierModule.epoch_record` and emits it as rows
     ``(seed, e, , <split>, <quantity>, value, )`` of ``training.csv``, one per ensemble member
     (its seed), to the loggers, and to ``trainer.callback_metrics`` (the progress bar, the run's
-    returned metrics: the mean over members). With ``every_n_epochs`` = N > 1, the rows of epochs
-    1 … N−1 and then of every N-th epoch and the last are written (an ensemble of 50 nets over
-    8000 epochs would otherwise write 2.4 million rows, 90 MB that every figure re-reads); the
-    progress bar still shows every epoch.
+    returned metrics: the mean over members). With ``every_n_epochs`` = N > 1, the rows of every
+    N-th epoch and the last are written (an ensemble of 50 nets over 8000 epochs would otherwise
+    write 2.4 million rows, 90 MB that every figure re-reads); pair it with
+    ``trainer.check_val_every_n_epoch`` = N so that the validation pass runs only where it is
+    recorded. The progress bar still shows every epoch.
 
     The rows written so far are kept in ``state_dict``: a run resumed in a new directory starts
     its ``training.csv`` with the full history.
@@ -55,9 +56,7 @@ class TrainingRecordCallback(pl.Callback):
         module.log_dict(means, logger=False)  # callback_metrics only; loggers get the rows
         epoch = trainer.current_epoch + 1
         n = self.every_n_epochs
-        if not trainer.is_global_zero or not (
-            epoch < n or epoch % n == 0 or epoch == trainer.max_epochs
-        ):
+        if not trainer.is_global_zero or not (epoch % n == 0 or epoch == trainer.max_epochs):
             return
         rows = []
         for seed_index, seed in enumerate(module.seeds):

@@ -169,7 +169,7 @@ NOT_WITH_MANUAL_OPTIMISATION = Spec(
 SCHEMA: dict[str, Spec] = {
     # top level
     "seed": integer(0, 2**32 - 1),
-    "threads": POSITIVE_INT.or_null("(torch's default)"),
+    "threads": POSITIVE_INT.or_null("(the CPUs this process may use)"),
     "ckpt_path": text().or_null("(train from scratch)"),
     # paths
     "paths.root_dir": text(),

@@ -24,6 +24,7 @@ from infoflow.models.network import NoisyNetwork
 from infoflow.records import RecordError
 from infoflow.rundir import claim_run_dir
 from infoflow.signals import RunInterrupted, deferred
+from infoflow.threads import compute_threads
 from infoflow.summary import format_summary, read_summary
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     rank_zero = rank_zero_only.rank == 0
     out = claim_run_dir(cfg.paths.output_dir) if rank_zero else Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
+    # null: the thread policy's count (what this process may use, its launcher share, the load)
+    torch.set_num_threads(cfg.get("threads") or compute_threads())
     config = resolved_config(cfg)
     if rank_zero:
         write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))

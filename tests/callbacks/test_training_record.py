@@ -23,7 +23,7 @@ class FakeModule:
 
 
 @pytest.mark.parametrize(
-    ("every", "expected"), [(1, list(range(1, 26))), (10, [*range(1, 10), 10, 20, 25])]
+    ("every", "expected"), [(1, list(range(1, 26))), (10, [10, 20, 25])]
 )
 def test_rows_per_member_at_the_recorded_epochs(tmp_path, every, expected):
     cb = TrainingRecordCallback(str(tmp_path), seed=3, every_n_epochs=every)
