@@ -24,8 +24,8 @@ from infoflow.models.network import NoisyNetwork
 from infoflow.records import RecordError
 from infoflow.rundir import claim_run_dir
 from infoflow.signals import RunInterrupted, deferred
-from infoflow.threads import compute_threads
 from infoflow.summary import format_summary, read_summary
+from infoflow.threads import compute_threads
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,7 @@ class FakeModule:
         self.logged = values
 
 
-@pytest.mark.parametrize(
-    ("every", "expected"), [(1, list(range(1, 26))), (10, [10, 20, 25])]
-)
+@pytest.mark.parametrize(("every", "expected"), [(1, list(range(1, 26))), (10, [10, 20, 25])])
 def test_rows_per_member_at_the_recorded_epochs(tmp_path, every, expected):
     cb = TrainingRecordCallback(str(tmp_path), seed=3, every_n_epochs=every)
     module = FakeModule()
