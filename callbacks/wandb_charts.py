@@ -8,6 +8,7 @@ W&B run; the callback only hands them to each W&B logger's run.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -19,12 +20,16 @@ import pytorch_lightning as pl
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, RecordError, read_records
 from infoflow.summary import pick_estimator, read_summary, wandb_summary
 
+log = logging.getLogger(__name__)
+
 
 def _wandb_loggers(trainer: pl.Trainer) -> list:
     return [lg for lg in trainer.loggers if isinstance(lg, pl.loggers.WandbLogger)]
 
 
 PLANE_COLUMNS = ("layer", "epoch", "I_XT", "I_TY")
+#: W&B truncates a table beyond this many rows (an ensemble of 50 over 8000 epochs writes 300,000).
+TABLE_MAX_ROWS = 200_000
 
 
 def plane_rows(rows: Sequence[Mapping[str, Any]], estimator: str) -> list[list]:
@@ -157,9 +162,17 @@ class WandbChartsCallback(pl.Callback):
         payload: dict[str, Any] = {}
         if csv.exists():
             rows = read_records(csv)
-            payload["information/table"] = wandb.Table(
-                columns=list(RECORD_COLUMNS), data=[[r[c] for c in RECORD_COLUMNS] for r in rows]
-            )
+            if len(rows) <= TABLE_MAX_ROWS:
+                payload["information/table"] = wandb.Table(
+                    columns=list(RECORD_COLUMNS),
+                    data=[[r[c] for c in RECORD_COLUMNS] for r in rows],
+                )
+            else:  # W&B would keep a truncated table: a partial record that looks whole
+                log.info(
+                    "information.csv has %d rows, more than a W&B table keeps (%d): not logged "
+                    "as a table; the charts and the run directory have it",
+                    len(rows), TABLE_MAX_ROWS,
+                )  # fmt: skip
             name = self._pick_estimator(rows)
             if name is not None:
                 payload.update(information_charts(wandb, rows, name))
