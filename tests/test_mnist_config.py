@@ -75,7 +75,7 @@ def test_szt_default_unchanged(make_cfg):
     assert cfg == make_cfg("model=szt", "dataset=szt")
     assert cfg.dataset._target_ == "infoflow.data.datamodule.SZTDataModule"
     assert cfg.model._target_ == "infoflow.models.ensemble.MLPEnsemble"
-    assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 4e-4 and cfg.threads == 1
+    assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 4e-3 and cfg.threads == 1
     assert cfg.callbacks.progress_bar._target_ == "callbacks.progress.EpochProgressBar"
 
 
