@@ -184,6 +184,8 @@ def test_one_batch_cli_run(tmp_path, data_dir):
     assert layers.pop("sp") == {"3"}
     assert layers.pop("gradients") == {"1", "2", "3", "4"}  # the weight layers, read-out last
     assert layers.pop("time") == {""}  # seconds spent measuring: a whole-run row
+    assert layers.pop("ceiling") == {""}  # what SP's estimates can reach: whole-run rows
+    assert not any(e.endswith("_beyond_ceiling") for e in {r["quantity"] for r in info})
     assert set(layers) == {
         "bin:width:0.05", "bin_noisy:width:0.05", "kde_upper", "kde_lower", "clustering"
     }  # fmt: skip

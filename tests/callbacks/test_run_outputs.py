@@ -44,7 +44,7 @@ def test_run_leaves_records_metrics_and_figures(make_cfg):
         assert _epochs(rows, est) == [0, 1, 3], est
     assert _epochs(rows, "clustering") == [0, 1, 3]
     assert _epochs(rows, "gradients") == [1, 3]  # epoch 0 has no gradients
-    per_layer = [r for r in rows if r["estimator"] not in ("gradients", "time")]
+    per_layer = [r for r in rows if r["estimator"] not in ("gradients", "time", "ceiling")]
     assert {r["layer"] for r in per_layer} == {1, 2}
     seconds = [r for r in rows if r["estimator"] == "time" and r["quantity"] == "sp_seconds"]
     assert [r["epoch"] for r in seconds] == [0, 1, 3] and seconds[-1]["layer"] is None
