@@ -198,6 +198,24 @@ def read_records(
     return out
 
 
+def preferred_estimator(candidates: Sequence[str]) -> str | None:
+    """The estimator that stands for I(X;T) among ``candidates`` (in their order): ``sp``, else the
+    first noiseless binned one, else the first noisy binned one, else the first; None if none.
+
+    >>> preferred_estimator(["kde_upper", "bin_noisy:width:0.05", "bin:width:0.05"])
+    'bin:width:0.05'
+    """
+    for pick in (
+        [e for e in candidates if e == "sp"],
+        [e for e in candidates if e.startswith("bin:")],
+        [e for e in candidates if e.startswith("bin")],
+        list(candidates),
+    ):
+        if pick:
+            return pick[0]
+    return None
+
+
 # ----------------------------------------------------------------------------- names for loggers
 
 _PREFIX = {"clustering": "cluster", "gradients": "grad"}

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infoflow.records import INFORMATION_FILE, TRAINING_FILE, read_records
+from infoflow.records import INFORMATION_FILE, TRAINING_FILE, preferred_estimator, read_records
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,7 @@ def pick_estimator(rows: Iterable[Mapping[str, Any]]) -> str | None:
     """``sp`` if the records hold its I(X;T); else the first noiseless binned estimator, the first
     noisy binned one, the first other one with I(X;T) (e.g. ``kde_upper``); else None."""
     have = sorted({r["estimator"] for r in rows if r["quantity"] == "I_XT" and _finite(r["value"])})
-    for pick in (
-        [e for e in have if e == "sp"],
-        [e for e in have if e.startswith("bin:")],
-        [e for e in have if e.startswith("bin")],
-        have,
-    ):
-        if pick:
-            return pick[0]
-    return None
+    return preferred_estimator(have)
 
 
 def _finite(value: Any) -> bool:

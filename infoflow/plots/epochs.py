@@ -23,6 +23,7 @@ from infoflow.plots._common import (
     unit_factor,
 )
 from infoflow.plots.data import CEILED, bin_size, ceilings, estimators_with, members
+from infoflow.records import preferred_estimator
 
 LOSS_COLUMNS = (
     ("train", "loss", "train (noise off)", "-"),
@@ -37,16 +38,7 @@ def main_estimator(rows: Sequence[Mapping]) -> str | None:
     """The estimator of the information-vs-epoch figure: ``sp`` if it has I_XT rows, else the
     first noiseless binned one, else the first noisy binned one, else the first with I_XT rows
     (e.g. ``kde_upper``), else None."""
-    have = estimators_with(rows, "I_XT")
-    for pick in (
-        [e for e in have if e == "sp"],
-        [e for e in have if e.startswith("bin:")],
-        [e for e in have if e.startswith("bin")],
-        have,
-    ):
-        if pick:
-            return pick[0]
-    return None
+    return preferred_estimator(estimators_with(rows, "I_XT"))
 
 
 def _n_seeds(*groups: Mapping) -> int:
