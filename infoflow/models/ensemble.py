@@ -114,10 +114,6 @@ class MLPEnsemble(nn.Module):
         self._restored_noise: list[Tensor] | None = None
         self._members: dict[int, NoisyNetwork] = {}  # member(k)'s networks; not submodules
 
-    @property
-    def size(self) -> int:
-        return len(self.seeds)
-
     def _noise_generators(self, device: torch.device) -> list[torch.Generator]:
         # Made on first use, on the device the members run on; a restored state applies then.
         if self._noise_gens is None or self._noise_gens[0].device != device:
@@ -198,10 +194,6 @@ class SingleNetwork(nn.Module):
         self.net = net
         self.seeds = [int(seed)]
         self.betas = [net.beta]
-
-    @property
-    def size(self) -> int:
-        return 1
 
     def forward(self, x: Tensor) -> Tensor:
         """x (1, B, ...) -> logits (1, B, n_classes)."""
