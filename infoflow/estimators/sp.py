@@ -20,7 +20,8 @@ wherever inputs are separated (ln N) or coincide (0): its variance is far below 
 entropy on its own, so the queries needed for a given standard error of I drop by orders of
 magnitude where replicas overlap (an untrained net). The entropies use the query's own component
 as a control variate (see :mod:`.mixture.entropy`). Densities are within ``tol`` nats each
-(:class:`.mixture.MixtureIndex`, certified per query).
+(:func:`.mixture.entropy.make_index`: the k-d tree walk on the CPU, block pairs on a GPU;
+certified per query).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from infoflow.estimators.mixture import DEFAULT_TARGET_STDERR, DEFAULT_TOL, MixtureIndex
+from infoflow.estimators.mixture import DEFAULT_TARGET_STDERR, DEFAULT_TOL
 from infoflow.estimators.mixture.checks import check_chunk, check_n_mc, check_sigma, check_tol
 from infoflow.estimators.mixture.entropy import (
     MAX_DEFAULT_N_MC,
     certified_log_sums,
     gaussian_entropy,
+    make_index,
     mc_estimate,
     random_draws,
     use_index,
@@ -243,7 +245,7 @@ class _Layer:
         self.c_groups = self.groups.repeat_interleave(r)
         self.index = None
         if use_index(n * r, max(n, _PILOT), d, tol):
-            self.index = MixtureIndex(
+            self.index = make_index(
                 self.centers, sigma, tol=tol, chunk_elements=chunk, groups=self.c_groups
             )
 

@@ -22,6 +22,7 @@ from infoflow.estimators.mixture.checks import (
     check_tol,
 )
 from infoflow.estimators.mixture.index import MixtureIndex
+from infoflow.estimators.mixture.kdtree import KDTreeSums
 from infoflow.estimators.mixture.kernels import F64, dense_lse, log_norm
 from infoflow.estimators.result import Estimate
 
@@ -56,6 +57,21 @@ def random_draws(
 def use_index(n: int, m: int, d: int, tol: float) -> bool:
     """Prune only where it can pay: many centres and queries, a moderate width, a tolerance."""
     return tol > 0 and d <= 16 and n > 4096 and n * m > _MIN_INDEXED * 1000
+
+
+def make_index(
+    centers: Tensor,
+    sigma: float,
+    *,
+    tol: float,
+    chunk_elements: int,
+    groups: Tensor | None = None,
+) -> KDTreeSums | MixtureIndex:
+    """The certified kernel-sum engine for ``centers``' device: the compiled k-d tree walk on the
+    CPU (:mod:`.kdtree`), batched float32 block pairs on a GPU (:mod:`.index`)."""
+    if centers.device.type == "cpu":
+        return KDTreeSums(centers, sigma, tol=tol, chunk_elements=chunk_elements, groups=groups)
+    return MixtureIndex(centers, sigma, tol=tol, chunk_elements=chunk_elements, groups=groups)
 
 
 def mixture_log_density(
@@ -106,12 +122,12 @@ def mixture_log_density(
         return dense_lse(queries[None], centers[None], sigma, chunk_elements)[0] + log_norm(
             n, d, sigma
         )
-    index = MixtureIndex(centers, sigma, tol=tol, chunk_elements=chunk_elements)
+    index = make_index(centers, sigma, tol=tol, chunk_elements=chunk_elements)
     return certified_log_sums(index, queries)[0] + log_norm(n, d, sigma)
 
 
 def certified_log_sums(
-    index: MixtureIndex,
+    index: KDTreeSums | MixtureIndex,
     queries: Tensor,
     log_lower: Tensor | None = None,
     group_needed: Tensor | None = None,
@@ -119,7 +135,7 @@ def certified_log_sums(
     """log S(q) (m,) and log S_g(q) (m, G) from ``index``, each within the index's tol where it
     is needed — the total, and the group ``group_needed[q]`` when given; queries over it are
     recomputed exactly (float64, every centre)."""
-    res = index.sums(queries, log_lower)
+    res = index.sums(queries, log_lower, group_needed)
     log_total, log_group = res.log_total.clone(), res.log_group.clone()
     bad = ~(res.bound <= index.tol)
     if group_needed is not None:
@@ -204,7 +220,7 @@ def gaussian_mixture_entropy(
     dev = centers.device
     index = None
     if use_index(n, n_mc or _PILOT, d, tol):
-        index = MixtureIndex(centers, sigma, tol=tol, chunk_elements=chunk_elements)
+        index = make_index(centers, sigma, tol=tol, chunk_elements=chunk_elements)
     order = torch.argsort(random_draws((n,), dev, generator, "rand"))
 
     def bracket(start: int, stop: int) -> Tensor:

@@ -122,9 +122,13 @@ class MixtureIndex:
         self._point_tree: cKDTree | None = None
 
     # ------------------------------------------------------------------------------ public
-    def sums(self, queries: Tensor, log_lower: Tensor | None = None) -> KernelSums:
+    def sums(
+        self, queries: Tensor, log_lower: Tensor | None = None, group_needed: Tensor | None = None
+    ) -> KernelSums:
         """Kernel sums at ``queries`` (m, d); ``log_lower`` (m,) an optional sure lower bound on
         log S(q) (the first pass gives one; queries it leaves at zero ask the nearest centre).
+        The skipped mass is held within tol of the total; ``group_needed`` is not used (group
+        sums carry their own bounds).
 
         Two passes: the centre blocks within ~2σ of a query block first, whose sums (less their
         rounding bound) raise the lower bound and so shrink the cut-off radius of the second pass
@@ -155,17 +159,9 @@ class MixtureIndex:
 
     def exact(self, queries: Tensor) -> tuple[Tensor, Tensor]:
         """log S(q) and log S_g(q) over every centre, float64 (the certified fallback)."""
-        cols = []
-        for g in range(self.n_groups):
-            members = self.centers[self.groups == g]
-            if members.shape[0] == 0:
-                cols.append(
-                    torch.full((queries.shape[0],), -math.inf, dtype=F64, device=queries.device)
-                )
-                continue
-            cols.append(dense_lse(queries[None], members[None], self.sigma, self.chunk)[0])
-        log_group = torch.stack(cols, 1)
-        return torch.logsumexp(log_group, 1), log_group
+        return exact_log_sums(
+            queries, self.centers, self.groups, self.n_groups, self.sigma, self.chunk
+        )
 
     def nearest_log_kernel(self, queries: Tensor) -> Tensor:
         """−‖q − c_nearest‖²/2σ² per query: a sure lower bound on log S(q)."""
@@ -298,6 +294,23 @@ class _Accumulator:
         return KernelSums(
             log_total, group.log(), bound, _log_error(group, group_err + skipped[:, None])
         )
+
+
+def exact_log_sums(
+    queries: Tensor, centers: Tensor, groups: Tensor, n_groups: int, sigma: float, chunk: int
+) -> tuple[Tensor, Tensor]:
+    """log S(q) (m,) and log S_g(q) (m, G) over every centre, float64 (the certified fallback)."""
+    cols = []
+    for g in range(n_groups):
+        members = centers[groups == g]
+        if members.shape[0] == 0:
+            cols.append(
+                torch.full((queries.shape[0],), -math.inf, dtype=F64, device=queries.device)
+            )
+            continue
+        cols.append(dense_lse(queries[None], members[None], sigma, chunk)[0])
+    log_group = torch.stack(cols, 1)
+    return torch.logsumexp(log_group, 1), log_group
 
 
 def _log_error(total: Tensor, err: Tensor) -> Tensor:
