@@ -143,16 +143,15 @@ def _exp32(x):
 
 
 @numba.njit(cache=True, inline="always")
-def _swap(x, perm, i, j):
-    perm[i], perm[j] = perm[j], perm[i]
+def _swap(x, i, j):
     for k in range(x.shape[0]):
         x[k, i], x[k, j] = x[k, j], x[k, i]
 
 
 @numba.njit(cache=True)
-def _select(x, perm, dim, a, b, nth):
-    """Reorder columns a..b−1 of x (d, n) (and perm alike) so that x[dim, nth] is their
-    (nth − a)-th smallest, with no larger value before it and no smaller one after it."""
+def _select(x, dim, a, b, nth):
+    """Reorder columns a..b−1 of x (d, n) so that x[dim, nth] is their (nth − a)-th smallest,
+    with no larger value before it and no smaller one after it (exact; handles ties)."""
     key = x[dim]
     lo, hi = a, b - 1
     while lo < hi:
@@ -164,7 +163,7 @@ def _select(x, perm, dim, a, b, nth):
             while key[j] > pivot:
                 j -= 1
             if i <= j:
-                _swap(x, perm, i, j)
+                _swap(x, i, j)
                 i += 1
                 j -= 1
         if nth <= j:
@@ -175,13 +174,44 @@ def _select(x, perm, dim, a, b, nth):
             break
 
 
+@numba.njit(cache=True)
+def _split(x, dim, a, b):
+    """Split columns a..b−1 of x (d, n) near their median along ``dim`` in one pass (pivot: the
+    median of up to 255 evenly spaced samples); returns the first column of the upper part. An
+    uneven split (ties, a poor sample) falls back to the exact median (:func:`_select`)."""
+    key = x[dim]
+    m = min(255, b - a)
+    step = (b - a) // m
+    sample = np.empty(m)
+    for t in range(m):
+        sample[t] = key[a + t * step]
+    pivot = np.median(sample)
+    i, j = a, b - 1
+    while True:
+        while i <= j and key[i] < pivot:
+            i += 1
+        while i <= j and key[j] >= pivot:
+            j -= 1
+        if i >= j:
+            break
+        _swap(x, i, j)
+        i += 1
+        j -= 1
+    quarter = (b - a) // 4
+    if a + quarter <= i <= b - quarter and a < i < b:
+        return i
+    mid = (a + b) // 2
+    _select(x, dim, a, b, mid)
+    return mid
+
+
 @numba.njit(cache=True, inline="always")
 def _box(x, a, b, step, lo, hi):
     """Bounding box of columns a, a + step, … < b of x (d, n) into lo, hi (d,)."""
     for j in range(x.shape[0]):
-        row = x[j]
-        low, high = row[a], row[a]
-        for i in range(a + step, b, step):
+        row = x[j, a:b]
+        low, high = row[0], row[0]
+        for i in range(step, b - a, step):
             v = row[i]
             if v < low:
                 low = v
@@ -191,28 +221,26 @@ def _box(x, a, b, step, lo, hi):
 
 
 @numba.njit(cache=True)
-def _build(x, depth):
-    """A fixed-depth k-d tree over the columns of x (d, n), reordered in place into leaf order:
-    (perm, lo, hi, start, stop), nodes in heap order. Each node is split at the median of its
-    widest side, judged on at most 256 of its points; boxes are exact (leaves, then unions)."""
-    d, n = x.shape
+def _build(x, a, b, depth):
+    """A fixed-depth k-d tree over columns a..b−1 of x (d, n), reordered in place into leaf
+    order: (lo, hi, start, stop), nodes in heap order. Each node is split near the median of
+    its widest side, judged on at most 256 of its points; boxes are exact (leaves, then unions)."""
+    d = x.shape[0]
     n_nodes = 2 ** (depth + 1) - 1
     first_leaf = 2**depth - 1
-    perm = np.arange(n)
     lo = np.empty((n_nodes, d))
     hi = np.empty((n_nodes, d))
     start = np.zeros(n_nodes, np.int64)
     stop = np.zeros(n_nodes, np.int64)
-    stop[0] = n
+    start[0], stop[0] = a, b
     for node in range(first_leaf):
-        a, b = start[node], stop[node]
-        mid = (a + b) // 2
-        start[2 * node + 1], stop[2 * node + 1] = a, mid
-        start[2 * node + 2], stop[2 * node + 2] = mid, b
-        if b - a < 2:
-            continue
-        _box(x, a, b, max(1, (b - a) // 256), lo[node], hi[node])
-        _select(x, perm, np.argmax(hi[node] - lo[node]), a, b, mid)
+        lo_i, hi_i = start[node], stop[node]
+        mid = (lo_i + hi_i) // 2
+        if hi_i - lo_i >= 2:
+            _box(x, lo_i, hi_i, max(1, (hi_i - lo_i) // 256), lo[node], hi[node])
+            mid = _split(x, np.argmax(hi[node] - lo[node]), lo_i, hi_i)
+        start[2 * node + 1], stop[2 * node + 1] = lo_i, mid
+        start[2 * node + 2], stop[2 * node + 2] = mid, hi_i
     for node in range(first_leaf, n_nodes):
         if stop[node] > start[node]:
             _box(x, start[node], stop[node], 1, lo[node], hi[node])
@@ -222,7 +250,28 @@ def _build(x, depth):
         for j in range(d):
             lo[node, j] = min(lo[2 * node + 1, j], lo[2 * node + 2, j])
             hi[node, j] = max(hi[2 * node + 1, j], hi[2 * node + 2, j])
-    return perm, lo, hi, start, stop
+    return lo, hi, start, stop
+
+
+@numba.njit(cache=True)
+def _frames(ct, lo, hi, start, stop, leaves):
+    """Leaf centres o (box middles), radii max ‖c − o‖, and the centres relative to their
+    leaf's o in float32 (d, n)."""
+    d, n = ct.shape
+    center = np.zeros(lo.shape)
+    radius = np.zeros(lo.shape[0])
+    rel = np.empty((d, n), np.float32)
+    for leaf in leaves:
+        for j in range(d):
+            center[leaf, j] = 0.5 * (lo[leaf, j] + hi[leaf, j])
+        for k in range(start[leaf], stop[leaf]):
+            r2 = 0.0
+            for j in range(d):
+                t = ct[j, k] - center[leaf, j]
+                rel[j, k] = t
+                r2 += t * t
+            radius[leaf] = max(radius[leaf], math.sqrt(r2))
+    return center, radius, rel
 
 
 @numba.njit(fastmath=_FAST, inline="always")
@@ -394,65 +443,49 @@ class KDTreeSums:
     ) -> None:
         self.centers, self.chunk = centers, chunk_elements
         self.groups = torch.zeros(len(centers), dtype=torch.long) if groups is None else groups
-        x = centers.detach().cpu().to(torch.float64).T.contiguous().numpy()  # (d, n)
-        self.d, self.n = x.shape
-        self.sigma, self.tol, self.leaf = sigma, tol, leaf
+        self.n, self.d = centers.shape
+        self.sigma, self.tol = sigma, tol
         self.s = 0.5 / sigma**2
-        g = np.zeros(self.n, np.int64) if groups is None else groups.long().cpu().numpy()
+        g = self.groups.long().cpu().numpy()
         self.n_groups = int(g.max()) + 1
-        parts = [self._tree(x[:, g == k]) for k in range(self.n_groups)]
-        offsets = np.cumsum([0] + [len(p[1]) for p in parts])[:-1]
-        point_offsets = np.cumsum([0] + [p[0].shape[1] for p in parts])[:-1]
-        self.ct = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts], 1)
-        self.lo = np.concatenate([p[1] for p in parts])
-        self.hi = np.concatenate([p[2] for p in parts])
-        self.start = np.concatenate([p[3] + o for p, o in zip(parts, point_offsets, strict=True)])
-        self.stop = np.concatenate([p[4] + o for p, o in zip(parts, point_offsets, strict=True)])
-        self.roots = offsets.astype(np.int64)
-        self.depths = np.array([p[5] for p in parts], np.int64)
-        self._leaf_frames()
-        self.tree = (
-            self.ct, self.rel, self.lo, self.hi, self.center, self.radius,
-            self.start, self.stop, self.roots, self.depths,
-        )  # fmt: skip
-
-    def _leaf_frames(self) -> None:
-        """Each leaf's centre o and radius ρ = max ‖c − o‖, and the centres relative to their
-        leaf's o in float32 (``rel``, (d, n)): the float32 kernels' coordinates."""
-        self.center = np.nan_to_num(0.5 * (self.lo + self.hi))  # empty leaves: never visited
+        counts = np.bincount(g, minlength=self.n_groups)
+        ct = torch.empty((self.d, self.n), dtype=torch.float64)  # a fresh copy, reordered in place
+        if self.n_groups == 1:
+            ct.copy_(centers.detach().T)
+        else:  # each group's centres contiguous, one tree per group
+            ct.copy_(centers.detach()[torch.from_numpy(np.argsort(g, kind="stable"))].T)
+        self.ct = ct.numpy()
+        parts, first = [], 0
+        for count in counts:
+            depth = max(0, math.ceil(math.log2(count / leaf))) if count > leaf else 0
+            parts.append(_build(self.ct, first, first + count, depth) + (depth,))
+            first += count
+        self.lo, self.hi, self.start, self.stop = (
+            np.concatenate([p[k] for p in parts]) for k in range(4)
+        )
+        self.depths = np.array([p[4] for p in parts], np.int64)
+        self.roots = np.cumsum([0] + [2 ** (k + 1) - 1 for k in self.depths[:-1]]).astype(np.int64)
         leaves = np.concatenate(
             [
                 r + np.arange(2**k - 1, 2 ** (k + 1) - 1)
                 for r, k in zip(self.roots, self.depths, strict=True)
             ]
         )
-        leaves = leaves[self.stop[leaves] > self.start[leaves]]  # in the order of their centres
-        owner = np.repeat(leaves, self.stop[leaves] - self.start[leaves])
-        diff = self.ct - self.center[owner].T
-        self.rel = diff.astype(np.float32)
-        self.radius = np.zeros(len(self.lo))
-        norms = np.sqrt(np.square(diff).sum(0))
-        self.radius[leaves] = np.maximum.reduceat(norms, self.start[leaves]) if len(norms) else 0
+        leaves = leaves[self.stop[leaves] > self.start[leaves]]
+        self.leaf = int((self.stop[leaves] - self.start[leaves]).max())  # the largest leaf
+        self.center, self.radius, self.rel = _frames(
+            self.ct, self.lo, self.hi, self.start, self.stop, leaves
+        )
+        self.tree = (
+            self.ct, self.rel, self.lo, self.hi, self.center, self.radius,
+            self.start, self.stop, self.roots, self.depths,
+        )  # fmt: skip
 
     def exact(self, queries: Tensor) -> tuple[Tensor, Tensor]:
         """log S(q) and log S_g(q) over every centre, float64 (the certified fallback)."""
         return exact_log_sums(
             queries, self.centers, self.groups.long(), self.n_groups, self.sigma, self.chunk
         )
-
-    def _tree(self, x: np.ndarray):
-        """One group's tree from its centres x (d, n): the centres in leaf order (d, n), node
-        boxes, leaf ranges, depth."""
-        n = x.shape[1]
-        depth = max(0, math.ceil(math.log2(max(n, 1) / self.leaf))) if n else 0
-        if n == 0:  # an empty group: one leaf, no centres, a box nothing is near
-            box = np.full((1, self.d), np.inf)
-            return np.empty((self.d, 0)), box, -box, np.zeros(1, np.int64), np.zeros(1, np.int64), 0
-        x = np.ascontiguousarray(x)  # a copy where groups select; reordered in place
-        if x.base is not None or not x.flags.writeable:
-            x = x.copy()
-        _, lo, hi, start, stop = _build(x, depth)
-        return x, lo, hi, start, stop, depth
 
     def sums(
         self, queries: Tensor, log_lower: Tensor | None = None, group_needed: Tensor | None = None
