@@ -2,8 +2,9 @@
 
 - :mod:`.checks` — argument checks (one clear ValueError naming the argument);
 - :mod:`.kernels` — exact float64 kernel sums over every centre (reference and fallback);
-- :mod:`.blocks` — Z-order blocks with boxes;
-- :mod:`.index` — certified pruned kernel sums (float32 tiles with a rounding bound);
+- :mod:`.kdtree` — certified kernel sums on the CPU: k-d trees walked query by query (numba);
+- :mod:`.blocks` — k-d leaf blocks with boxes, for :mod:`.index`;
+- :mod:`.index` — certified kernel sums on any device (batched float32 block pairs, for GPUs);
 - :mod:`.entropy` — log-densities and Monte Carlo entropies.
 """
 

@@ -9,22 +9,29 @@ each with a bound on its relative error, checked query by query by the caller.
 
 How (compiled with numba; the cost follows the centres within a few σ of each query):
 
-1. Build: per group a balanced k-d tree of fixed depth (median split on the widest side of each
-   node's box, leaves of at most ``leaf`` centres), every node with its bounding box; the centres
-   are stored feature-major in leaf order, so that a leaf is a few contiguous rows.
+1. Build: per group a k-d tree of fixed depth (each node split near the median of its widest
+   side, in one pass per level; the subtrees below the top levels in parallel; leaves of about
+   ``leaf`` centres), every node with its bounding box; the centres are stored feature-major in
+   leaf order, so that a leaf is a few contiguous rows, in float64 and, relative to the leaf's
+   centre o, in float32.
 2. Walk: each query visits the trees depth first, nearer child first, the group it needs first
    (its own class in SP). A node whose box lies at squared distance r² from q is skipped when
    e^{−s r²} ≤ ε·L/n, with L = max(caller's lower bound, the needed group's sum so far) a sure
    lower bound on S_needed(q) and n all centres: together the skipped centres weigh at most
    ε·L ≤ ε·S_needed(q) ≤ ε·S(q). Each skipped node adds count·e^{−s r²} to the query's skipped
    mass, which is reported. Visiting near nodes first raises L early and so prunes most.
-3. Leaves are summed in float64 with an exponential that vectorises (Cody–Waite reduction, a
-   degree-11 Taylor polynomial on |y| ≤ ln2/2, the power of two from its exponent bits; relative
-   error < 1e-14), so the rounding of a sum is below n·2⁻⁵² relative.
+3. Leaves are summed in float32 on the relative coordinates a = q − o, b = c − o, with an
+   exponential that vectorises (Cody–Waite reduction, a Taylor polynomial, the power of two from
+   its exponent bits; :func:`_exp32`). With ‖b‖ ≤ ρ (the leaf's radius) and u = 2⁻²⁴, each
+   exponent E = s‖a − b‖² is computed within (d + 6)·u·s·(‖a‖ + ρ)² (the rounding of a and b,
+   of the d differences, squares and sums, and of the product with s), the exponential within
+   _EXP32_ERR·u and the leaf's sum within (leaf size)·u, all relative: that bound times the
+   leaf's sum is added to the query's rounding error. A leaf whose exponent bound exceeds 10⁻³
+   (far, or wide) is summed in float64 instead (:func:`_exp`, relative error < 1e-14).
 
-Then |log S_true − log S| ≤ err/(S − err) with err = skipped mass + rounding: what the caller
-checks against its tolerance (:func:`.entropy.certified_log_sums` recomputes a query exactly
-when its bound is over).
+Then |log S_true − log S| ≤ err/(S − err) with err = skipped mass + rounding (float32 leaves,
+and (n + G)·2⁻⁵² of the float64 sums): what the caller checks against its tolerance
+(:func:`.entropy.certified_log_sums` recomputes a query exactly when its bound is over).
 
 Threads: queries are ordered along the first tree's leaves (neighbours share cache lines) and
 dealt to ``numba`` threads in interleaved chunks (even load); the count is torch's, which the
@@ -177,10 +184,10 @@ def _select(x, dim, a, b, nth):
 @numba.njit(cache=True)
 def _split(x, dim, a, b):
     """Split columns a..b−1 of x (d, n) near their median along ``dim`` in one pass (pivot: the
-    median of up to 255 evenly spaced samples); returns the first column of the upper part. An
+    median of 31 to 255 evenly spaced samples); returns the first column of the upper part. An
     uneven split (ties, a poor sample) falls back to the exact median (:func:`_select`)."""
     key = x[dim]
-    m = min(255, b - a)
+    m = min(255, max(31, (b - a) // 64), b - a)
     step = (b - a) // m
     sample = np.empty(m)
     for t in range(m):
@@ -220,11 +227,45 @@ def _box(x, a, b, step, lo, hi):
         lo[j], hi[j] = low, high
 
 
-@numba.njit(cache=True)
-def _build(x, a, b, depth):
+@numba.njit(cache=True, inline="always")
+def _split_node(x, node, lo, hi, start, stop):
+    """Split an internal node near the median of its widest side (judged on ≤ 256 points)."""
+    a, b = start[node], stop[node]
+    mid = (a + b) // 2
+    if b - a >= 2:
+        _box(x, a, b, max(1, (b - a) // 256), lo[node], hi[node])
+        mid = _split(x, np.argmax(hi[node] - lo[node]), a, b)
+    start[2 * node + 1], stop[2 * node + 1] = a, mid
+    start[2 * node + 2], stop[2 * node + 2] = mid, b
+
+
+@numba.njit(cache=True, inline="always")
+def _finish_leaf(x, rel, node, lo, hi, start, stop, center, radius):
+    """A leaf's exact box, centre o (the box's middle), radius max ‖c − o‖ and its centres
+    relative to o in float32."""
+    if stop[node] == start[node]:
+        lo[node], hi[node] = np.inf, -np.inf  # empty: never visited
+        return
+    _box(x, start[node], stop[node], 1, lo[node], hi[node])
+    d = x.shape[0]
+    for j in range(d):
+        center[node, j] = 0.5 * (lo[node, j] + hi[node, j])
+    for k in range(start[node], stop[node]):
+        r2 = 0.0
+        for j in range(d):
+            t = x[j, k] - center[node, j]
+            rel[j, k] = t
+            r2 += t * t
+        radius[node] = max(radius[node], math.sqrt(r2))
+
+
+@numba.njit(parallel=True, cache=True)
+def _build(x, rel, a, b, depth, top):
     """A fixed-depth k-d tree over columns a..b−1 of x (d, n), reordered in place into leaf
-    order: (lo, hi, start, stop), nodes in heap order. Each node is split near the median of
-    its widest side, judged on at most 256 of its points; boxes are exact (leaves, then unions)."""
+    order: (lo, hi, start, stop, center, radius), nodes in heap order. Each node is split near
+    the median of its widest side; boxes are exact (leaves, then unions); each leaf's centre o,
+    radius and float32 centres relative to o (into ``rel``) come in the same sweep. The first
+    ``top`` levels are split in turn, then their 2^top subtrees in parallel."""
     d = x.shape[0]
     n_nodes = 2 ** (depth + 1) - 1
     first_leaf = 2**depth - 1
@@ -232,46 +273,26 @@ def _build(x, a, b, depth):
     hi = np.empty((n_nodes, d))
     start = np.zeros(n_nodes, np.int64)
     stop = np.zeros(n_nodes, np.int64)
+    center = np.zeros((n_nodes, d))
+    radius = np.zeros(n_nodes)
     start[0], stop[0] = a, b
-    for node in range(first_leaf):
-        lo_i, hi_i = start[node], stop[node]
-        mid = (lo_i + hi_i) // 2
-        if hi_i - lo_i >= 2:
-            _box(x, lo_i, hi_i, max(1, (hi_i - lo_i) // 256), lo[node], hi[node])
-            mid = _split(x, np.argmax(hi[node] - lo[node]), lo_i, hi_i)
-        start[2 * node + 1], stop[2 * node + 1] = lo_i, mid
-        start[2 * node + 2], stop[2 * node + 2] = mid, hi_i
-    for node in range(first_leaf, n_nodes):
-        if stop[node] > start[node]:
-            _box(x, start[node], stop[node], 1, lo[node], hi[node])
-        else:
-            lo[node], hi[node] = np.inf, -np.inf
+    top = min(top, depth)
+    for node in range(2**top - 1):
+        _split_node(x, node, lo, hi, start, stop)
+    for t in numba.prange(2**top):
+        root = 2**top - 1 + t
+        for level in range(depth - top):
+            first = (root + 1) * 2**level - 1  # the subtree's nodes at this level, heap order
+            for node in range(first, first + 2**level):
+                _split_node(x, node, lo, hi, start, stop)
+        first = (root + 1) * 2 ** (depth - top) - 1
+        for node in range(first, first + 2 ** (depth - top)):
+            _finish_leaf(x, rel, node, lo, hi, start, stop, center, radius)
     for node in range(first_leaf - 1, -1, -1):
         for j in range(d):
             lo[node, j] = min(lo[2 * node + 1, j], lo[2 * node + 2, j])
             hi[node, j] = max(hi[2 * node + 1, j], hi[2 * node + 2, j])
-    return lo, hi, start, stop
-
-
-@numba.njit(cache=True)
-def _frames(ct, lo, hi, start, stop, leaves):
-    """Leaf centres o (box middles), radii max ‖c − o‖, and the centres relative to their
-    leaf's o in float32 (d, n)."""
-    d, n = ct.shape
-    center = np.zeros(lo.shape)
-    radius = np.zeros(lo.shape[0])
-    rel = np.empty((d, n), np.float32)
-    for leaf in leaves:
-        for j in range(d):
-            center[leaf, j] = 0.5 * (lo[leaf, j] + hi[leaf, j])
-        for k in range(start[leaf], stop[leaf]):
-            r2 = 0.0
-            for j in range(d):
-                t = ct[j, k] - center[leaf, j]
-                rel[j, k] = t
-                r2 += t * t
-            radius[leaf] = max(radius[leaf], math.sqrt(r2))
-    return center, radius, rel
+    return lo, hi, start, stop, center, radius
 
 
 @numba.njit(fastmath=_FAST, inline="always")
@@ -419,8 +440,15 @@ def _leaf_of(q, lo, hi, depth):
     return out
 
 
+def _threads() -> int:
+    """numba's threads: torch's count (which the thread policy sets), within numba's pool."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    return threads
+
+
 class KDTreeSums:
-    """Centres prepared once for many certified kernel-sum queries (CPU, float64).
+    """Centres prepared once for many certified kernel-sum queries (CPU).
 
     Args:
         centers: (n, d) centres, any float dtype, on the CPU.
@@ -428,7 +456,7 @@ class KDTreeSums:
         tol: bound on each log-sum's error, nats (the skipped mass is held to tol/2 of the sum).
         chunk_elements: most kernel values materialised at once by :meth:`exact`.
         groups: optional (n,) group ids 0..G−1 (e.g. class labels); sums are also kept per group.
-        leaf: most centres per leaf.
+        leaf: centres per leaf, about (splits near the median: some leaves hold up to ~2×).
     """
 
     def __init__(
@@ -441,29 +469,30 @@ class KDTreeSums:
         groups: Tensor | None = None,
         leaf: int = 256,
     ) -> None:
-        self.centers, self.chunk = centers, chunk_elements
-        self.groups = torch.zeros(len(centers), dtype=torch.long) if groups is None else groups
+        self.centers, self.groups, self.chunk = centers, groups, chunk_elements
         self.n, self.d = centers.shape
         self.sigma, self.tol = sigma, tol
         self.s = 0.5 / sigma**2
-        g = self.groups.long().cpu().numpy()
-        self.n_groups = int(g.max()) + 1
-        counts = np.bincount(g, minlength=self.n_groups)
-        ct = torch.empty((self.d, self.n), dtype=torch.float64)  # a fresh copy, reordered in place
-        if self.n_groups == 1:
-            ct.copy_(centers.detach().T)
+        x = centers.detach().cpu().numpy()
+        if groups is None:
+            self.n_groups, counts = 1, [self.n]
         else:  # each group's centres contiguous, one tree per group
-            ct.copy_(centers.detach()[torch.from_numpy(np.argsort(g, kind="stable"))].T)
-        self.ct = ct.numpy()
+            g = groups.long().cpu().numpy()
+            self.n_groups = int(g.max()) + 1
+            counts = np.bincount(g, minlength=self.n_groups)
+            x = x[np.argsort(g, kind="stable")]
+        self.ct = x.T.astype(np.float64, order="C")  # (d, n), a fresh copy: reordered in place
+        self.rel = np.empty((self.d, self.n), np.float32)
+        top = max(1, math.ceil(math.log2(2 * _threads())))  # 2 subtrees per thread
         parts, first = [], 0
         for count in counts:
             depth = max(0, math.ceil(math.log2(count / leaf))) if count > leaf else 0
-            parts.append(_build(self.ct, first, first + count, depth) + (depth,))
+            parts.append(_build(self.ct, self.rel, first, first + count, depth, top) + (depth,))
             first += count
-        self.lo, self.hi, self.start, self.stop = (
-            np.concatenate([p[k] for p in parts]) for k in range(4)
+        self.lo, self.hi, self.start, self.stop, self.center, self.radius = (
+            np.concatenate([p[k] for p in parts]) for k in range(6)
         )
-        self.depths = np.array([p[4] for p in parts], np.int64)
+        self.depths = np.array([p[6] for p in parts], np.int64)
         self.roots = np.cumsum([0] + [2 ** (k + 1) - 1 for k in self.depths[:-1]]).astype(np.int64)
         leaves = np.concatenate(
             [
@@ -473,9 +502,6 @@ class KDTreeSums:
         )
         leaves = leaves[self.stop[leaves] > self.start[leaves]]
         self.leaf = int((self.stop[leaves] - self.start[leaves]).max())  # the largest leaf
-        self.center, self.radius, self.rel = _frames(
-            self.ct, self.lo, self.hi, self.start, self.stop, leaves
-        )
         self.tree = (
             self.ct, self.rel, self.lo, self.hi, self.center, self.radius,
             self.start, self.stop, self.roots, self.depths,
@@ -483,8 +509,11 @@ class KDTreeSums:
 
     def exact(self, queries: Tensor) -> tuple[Tensor, Tensor]:
         """log S(q) and log S_g(q) over every centre, float64 (the certified fallback)."""
+        groups = self.groups
+        if groups is None:
+            groups = torch.zeros(self.n, dtype=torch.long, device=self.centers.device)
         return exact_log_sums(
-            queries, self.centers, self.groups.long(), self.n_groups, self.sigma, self.chunk
+            queries, self.centers, groups.long(), self.n_groups, self.sigma, self.chunk
         )
 
     def sums(
@@ -502,8 +531,7 @@ class KDTreeSums:
             need = group_needed.long().cpu().numpy()
         c0 = math.log(self.n) - math.log(self.tol / 2)
         order = np.argsort(_leaf_of(q, self.lo, self.hi, int(self.depths[0])), kind="stable")
-        threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        numba.set_num_threads(threads)
+        threads = _threads()
         acc, err, skipped = _sums(q, order, need, l0, self.tree, c0, self.s, self.leaf, threads)
         total, group = torch.from_numpy(acc.sum(1)), torch.from_numpy(acc)
         err, skipped = torch.from_numpy(err), torch.from_numpy(skipped)
