@@ -301,7 +301,11 @@ def test_tree_leaves_hold_every_centre_inside_their_boxes():
         leaves = range(first_leaf, first_leaf + 2 ** tree.depths[g])
         sizes = [tree.stop[k] - tree.start[k] for k in leaves]
         assert sum(sizes) == int((groups == g).sum()) and sum(sizes) / len(sizes) <= 16
-        assert min(sizes) >= 4  # splits near the median (never beyond the quartiles)
+        for k in range(tree.roots[g], first_leaf):  # splits near the median, within the quartiles
+            size = tree.stop[k] - tree.start[k]
+            left = 2 * (k - tree.roots[g]) + 1 + tree.roots[g]
+            parts = [tree.stop[c] - tree.start[c] for c in (left, left + 1)]
+            assert sum(parts) == size and min(parts) >= size // 4
         for k in leaves:
             pts = ct[tree.start[k] : tree.stop[k]]
             assert np.all(pts >= tree.lo[k]) and np.all(pts <= tree.hi[k])
