@@ -244,7 +244,7 @@ class _Layer:
         self.centers = s.reshape(n * r, d)
         self.c_groups = self.groups.repeat_interleave(r)
         self.index = None
-        if use_index(n * r, max(n, _PILOT), d, tol):
+        if use_index(n * r, max(n, _PILOT), d, tol, dev):
             self.index = make_index(
                 self.centers, sigma, tol=tol, chunk_elements=chunk, groups=self.c_groups
             )

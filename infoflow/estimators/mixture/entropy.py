@@ -30,7 +30,8 @@ DEFAULT_TOL = 1e-4  # nats: bound on the error of each log ĝ(q)
 DEFAULT_TARGET_STDERR = 5e-3  # nats: Monte Carlo standard error the default n_mc aims at
 MAX_DEFAULT_N_MC = 1_000_000
 _PILOT = 1000  # pilot queries for the default n_mc (kept as part of the estimate)
-_MIN_INDEXED = 8192  # fewer centres × queries / 1000: every centre enters every query
+_MIN_INDEXED = 8192  # fewer centres × queries / 1000 on a GPU: every centre enters every query
+_MIN_TREE = 512  # on the CPU: fewer centres, or centres × queries / 1000, sum densely
 
 
 def gaussian_entropy(d: int, sigma: float) -> float:
@@ -54,9 +55,14 @@ def random_draws(
     return fn(shape, dtype=F64, device=generator.device, generator=generator).to(device)
 
 
-def use_index(n: int, m: int, d: int, tol: float) -> bool:
-    """Prune only where it can pay: many centres and queries, a moderate width, a tolerance."""
-    return tol > 0 and d <= 16 and n > 4096 and n * m > _MIN_INDEXED * 1000
+def use_index(n: int, m: int, d: int, tol: float, device: torch.device | None = None) -> bool:
+    """Prune only where it can pay: a tolerance, a moderate width, and enough centres × queries
+    (the CPU's k-d trees cost milliseconds to build; the GPU's blocks need more to pay)."""
+    if not (tol > 0 and d <= 16):
+        return False
+    if device is None or torch.device(device).type == "cpu":
+        return n >= _MIN_TREE and n * m >= _MIN_TREE * 1000
+    return n > 4096 and n * m > _MIN_INDEXED * 1000
 
 
 def make_index(
@@ -118,7 +124,7 @@ def mixture_log_density(
         raise ValueError(f"queries have d={queries.shape[1]} but centers have d={centers.shape[1]}")
     tol = check_tol(tol)
     n, d = centers.shape
-    if not use_index(n, queries.shape[0], d, tol):
+    if not use_index(n, queries.shape[0], d, tol, centers.device):
         return dense_lse(queries[None], centers[None], sigma, chunk_elements)[0] + log_norm(
             n, d, sigma
         )
@@ -219,7 +225,7 @@ def gaussian_mixture_entropy(
     n, d = centers.shape
     dev = centers.device
     index = None
-    if use_index(n, n_mc or _PILOT, d, tol):
+    if use_index(n, n_mc or _PILOT, d, tol, dev):
         index = make_index(centers, sigma, tol=tol, chunk_elements=chunk_elements)
     order = torch.argsort(random_draws((n,), dev, generator, "rand"))
 

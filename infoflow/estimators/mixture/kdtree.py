@@ -12,8 +12,8 @@ How (compiled with numba; the cost follows the centres within a few σ of each q
 1. Build: per group a k-d tree of fixed depth (each node split near the median of its widest
    side, in one pass per level; the subtrees below the top levels in parallel; leaves of about
    ``leaf`` centres), every node with its bounding box; the centres are stored feature-major in
-   leaf order, so that a leaf is a few contiguous rows, in float64 and, relative to the leaf's
-   centre o, in float32.
+   leaf order, so that a leaf is a few contiguous rows, as given (float32 or float64) and,
+   relative to the leaf's centre o, in float32.
 2. Walk: each query visits the trees depth first, nearer child first, the group it needs first
    (its own class in SP). A node whose box lies at squared distance r² from q is skipped when
    e^{−s r²} ≤ ε·L/n, with L = max(caller's lower bound, the needed group's sum so far) a sure
@@ -473,7 +473,8 @@ class KDTreeSums:
         self.n, self.d = centers.shape
         self.sigma, self.tol = sigma, tol
         self.s = 0.5 / sigma**2
-        x = centers.detach().cpu().numpy()
+        x = centers.detach().cpu()
+        x = (x if x.dtype in (torch.float32, torch.float64) else x.float()).numpy()
         if groups is None:
             self.n_groups, counts = 1, [self.n]
         else:  # each group's centres contiguous, one tree per group
@@ -481,7 +482,10 @@ class KDTreeSums:
             self.n_groups = int(g.max()) + 1
             counts = np.bincount(g, minlength=self.n_groups)
             x = x[np.argsort(g, kind="stable")]
-        self.ct = x.T.astype(np.float64, order="C")  # (d, n), a fresh copy: reordered in place
+        # (d, n), a fresh copy (reordered in place) in the centres' own precision: float32 centres
+        # stay float32 (half the memory traffic), and every sum is over their exact values
+        dtype = np.float64 if x.dtype == np.float64 else np.float32
+        self.ct = x.T.astype(dtype, order="C")
         self.rel = np.empty((self.d, self.n), np.float32)
         top = max(1, math.ceil(math.log2(2 * _threads())))  # 2 subtrees per thread
         parts, first = [], 0
