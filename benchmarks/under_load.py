@@ -66,6 +66,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     k = torch.randint(0, len(c), (args.queries,), generator=g)
     q = c[k].double() + 0.005 * torch.randn(args.queries, c.shape[1], generator=g).double()
+    mixture_log_density(q[:64], c, 0.005)  # untimed: load the compiled engine once
     quiet = measure(q, c, 0.005, args.repeats)
     stop = time.time() + 3600
     procs = [mp.Process(target=spin, args=(stop,), daemon=True) for _ in range(args.busy)]
