@@ -391,3 +391,25 @@ def test_pruned_path_between_4096_and_8192_centres():
     pruned = mixture_log_density(q, c, 0.05)
     exact = torch.from_numpy(log_density_numpy(q.numpy(), c.numpy(), 0.05))
     assert torch.allclose(pruned, exact, atol=1e-6)
+
+
+def test_tree_exponentials_are_within_the_bounds_the_engine_uses():
+    """The float32 exp's error (in units of 2⁻²⁴) is what each leaf's rounding bound assumes, and
+    the float64 one is well below 1e-14; both against numpy's float64 exp on a fine grid."""
+    import numba
+
+    from infoflow.estimators.mixture import kdtree
+
+    @numba.njit
+    def both(x):
+        out32, out64 = np.empty(x.size), np.empty(x.size)
+        for i in range(x.size):
+            out32[i] = kdtree._exp32(np.float32(x[i]))
+            out64[i] = kdtree._exp(x[i])
+        return out32, out64
+
+    x = -np.linspace(0.0, 87.0, 400_001).astype(np.float32).astype(np.float64)  # exact in float32
+    got32, got64 = both(x)
+    ref = np.exp(x)
+    assert np.abs(got32 / ref - 1).max() <= kdtree._EXP32_ERR * 2.0**-24
+    assert np.abs(got64 / ref - 1).max() <= 1e-14
