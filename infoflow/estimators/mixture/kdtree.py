@@ -306,19 +306,25 @@ def _gap2(q, lo, hi, node):
 
 
 @numba.njit(fastmath=_FAST, inline="always")
-def _leaf_sum(q, ct, a, b, s, r):
-    """Σ_{k=a}^{b−1} e^{−s‖q − c_k‖²} with centres feature-major in ct (d, n)."""
+def _sq_dists(q, pts, a, b, r):
+    """r[k] = ‖q − pts[:, a + k]‖² for k < b − a (points feature-major), in r's precision."""
     nn = b - a
     for k in range(nn):
         r[k] = 0.0
     for j in range(q.shape[0]):
         qj = q[j]
-        row = ct[j, a:b]  # a slice: non-negative indices, so the loop vectorises
+        row = pts[j, a:b]  # a slice: non-negative indices, so the loop vectorises
         for k in range(nn):
             t = qj - row[k]
             r[k] += t * t
+
+
+@numba.njit(fastmath=_FAST, inline="always")
+def _leaf_sum(q, ct, a, b, s, r):
+    """Σ_{k=a}^{b−1} e^{−s‖q − c_k‖²} in float64, centres feature-major in ct (d, n)."""
+    _sq_dists(q, ct, a, b, r)
     acc = 0.0
-    for k in range(nn):
+    for k in range(b - a):
         acc += _exp(-s * r[k])
     return acc
 
@@ -326,17 +332,9 @@ def _leaf_sum(q, ct, a, b, s, r):
 @numba.njit(fastmath=_FAST, inline="always")
 def _leaf_sum32(a, rel, start, stop, s, r):
     """Σ e^{−s‖a − b_k‖²} in float32, a = q − o and b_k = c_k − o relative to the leaf's centre o."""
-    nn = stop - start
-    for k in range(nn):
-        r[k] = 0.0
-    for j in range(a.shape[0]):
-        aj = a[j]
-        row = rel[j, start:stop]
-        for k in range(nn):
-            t = aj - row[k]
-            r[k] += t * t
+    _sq_dists(a, rel, start, stop, r)
     acc = np.float32(0.0)
-    for k in range(nn):
+    for k in range(stop - start):
         acc += _exp32(-s * r[k])
     return acc
 
