@@ -1,8 +1,9 @@
 r"""Entropies and densities of Gaussian mixtures with shared isotropic covariance, in nats.
 
 The mixture is ĝ(t) = (1/n) Σ_k φ_σ(t − c_k), φ_σ the density of N(0, σ² I_d). Densities come from
-:class:`.index.MixtureIndex`: each log ĝ(q) within ``tol`` nats (default 1e-4: pruning and float32
-rounding together, certified query by query, with a float64 fallback), or exact in float64 with
+:func:`make_index` (k-d trees on the CPU, :mod:`.kdtree`; block pairs on a GPU, :mod:`.index`):
+each log ĝ(q) within ``tol`` nats (default 1e-4: pruning and float32 rounding together, certified
+query by query, with a float64 fallback), or exact in float64 with
 ``tol = 0``. Entropies are Monte Carlo integrals with the query's own component as a control
 variate (:func:`_log_own_kernel`).
 """
@@ -95,7 +96,7 @@ def mixture_log_density(
         - \ln n - \frac{d}{2}\ln(2\pi\sigma^2)
 
     With ``tol > 0``, many centres and queries and d ≤ 16, far centres are pruned and near ones
-    summed in float32 (:class:`~infoflow.estimators.mixture.index.MixtureIndex`); every query's
+    summed in float32 (:func:`make_index`: k-d trees on the CPU, block pairs on a GPU); every query's
     error bound is checked and a query over ``tol`` is recomputed exactly. Otherwise every centre
     enters every query in float64 tiles. Either way each value is within ``tol`` nats (rounding
     of the float64 path: ~1e-10 at σ = 0.005).
