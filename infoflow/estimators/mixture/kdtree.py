@@ -45,7 +45,6 @@ import math
 import numba
 import numpy as np
 import torch
-from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 from torch import Tensor
@@ -66,22 +65,13 @@ _CHUNK = 64  # queries per scheduling chunk
 
 @intrinsic
 def _bits_as_float(typingctx, x):
-    """Reinterpret an int64's bits as a float64 (no memory round trip: the loop vectorises)."""
-    sig = types.float64(types.int64)
+    """Reinterpret an int64's (int32's) bits as a float64 (float32), with no memory round trip,
+    so that loops around it vectorise."""
+    fty = types.float64 if x.bitwidth == 64 else types.float32
+    sig = fty(x)
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-@intrinsic
-def _bits_as_float32(typingctx, x):
-    """Reinterpret an int32's bits as a float32."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
+        return builder.bitcast(args[0], context.get_value_type(fty))
 
     return sig, codegen
 
@@ -110,7 +100,7 @@ def _exp32(x):
     p = np.float32(0.0)
     for c in _TAYLOR32:
         p = p * y + c
-    return p * _bits_as_float32((np.int32(k) + np.int32(127)) << np.int32(23))
+    return p * _bits_as_float(np.int32((np.int32(k) + np.int32(127)) << np.int32(23)))
 
 
 @numba.njit(cache=True, inline="always")
