@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from callbacks.schedule import MemberValue, ScheduledCallback, Value
+from infoflow.callbacks.schedule import MemberValue, ScheduledCallback, Value
 from infoflow.estimators import binned_information, binned_information_members, kde_information
 from infoflow.models.module import EnsembleMeasurement, Measurement
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from callbacks.schedule import ScheduledCallback, Value
+from infoflow.callbacks.schedule import ScheduledCallback, Value
 from infoflow.estimators import clustering_scores
 from infoflow.models.module import Measurement
 

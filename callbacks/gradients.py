@@ -8,7 +8,7 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from callbacks.schedule import MemberValue, ScheduledCallback, Value
+from infoflow.callbacks.schedule import MemberValue, ScheduledCallback, Value
 from infoflow.models.module import EnsembleMeasurement, Measurement
 
 

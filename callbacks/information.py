@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from callbacks.schedule import ScheduledCallback, Value
+from infoflow.callbacks.schedule import ScheduledCallback, Value
 from infoflow.estimators import empirical_entropy, sp_information
 from infoflow.estimators.mixture import DEFAULT_TOL
 from infoflow.models.module import Measurement

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from callbacks.schedule import ScheduledCallback, Value
+from infoflow.callbacks.schedule import ScheduledCallback, Value
 from infoflow.io import write_atomic
 from infoflow.models.module import Measurement
 from infoflow.records import HISTOGRAM_COLUMNS, HISTOGRAM_FILE, append_rows

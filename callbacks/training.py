@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from callbacks.schedule import emit
+from infoflow.callbacks.schedule import emit
 from infoflow.records import RECORD_COLUMNS, TRAINING_FILE, append_rows
 
 

@@ -19,7 +19,6 @@ from omegaconf import DictConfig  # noqa: E402
 
 from infoflow.rundir import register_resolvers  # noqa: E402
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 register_resolvers()
 log = logging.getLogger("infoflow")
 
@@ -54,7 +53,7 @@ def run_single(cfg: DictConfig) -> float | None:
     return metrics.get("val/loss")
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://infoflow.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from infoflow.signals import RunInterrupted, stop_on_signals
     from infoflow.sweep import is_multirun, run_sweep_job

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,6 @@ from infoflow.rundir import (  # noqa: F401 - register_resolvers re-exported
     register_resolvers,
 )
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "linear")
 BIN_SCHEMES = ("tishby", "width", "adaptive")
 # Per-callback schedules may differ from the estimator group's (tishby_szt: clustering less often).
@@ -427,7 +427,9 @@ def check_config(cfg: DictConfig, here: bool = True) -> None:
 @cache
 def _callback_wiring() -> dict[str, str]:
     """``callbacks.<name>.<arg>`` -> the interpolation conf/callbacks/default.yaml gives it."""
-    raw = OmegaConf.load(CONF_DIR / "callbacks" / "default.yaml")
+    raw = OmegaConf.create(
+        (resources.files("infoflow.conf") / "callbacks" / "default.yaml").read_text()
+    )
     wired = {}
     for key, node in leaves(raw, "callbacks."):
         value = node._value()

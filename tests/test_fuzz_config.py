@@ -85,7 +85,7 @@ BAD: dict[str, list[str]] = {
     "callbacks.plots.units": ["x"],
     "callbacks.plots.max_fraction": ["0", "2"],
     "callbacks.plots.min_interval_s": ["-1"],
-    "callbacks.plots._target_": ["nope.Nope", "callbacks.plots.Nope"],
+    "callbacks.plots._target_": ["nope.Nope", "infoflow.callbacks.plots.Nope"],
     "+callbacks.plots.no_such_arg": ["1"],
     "callbacks.plots": ["5"],
     "callbacks.model_checkpoint.save_top_k": ["-2"],

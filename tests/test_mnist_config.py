@@ -76,7 +76,7 @@ def test_szt_default_unchanged(make_cfg):
     assert cfg.dataset._target_ == "infoflow.data.datamodule.SZTDataModule"
     assert cfg.model._target_ == "infoflow.models.ensemble.MLPEnsemble"
     assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 4e-3 and cfg.threads == 1
-    assert cfg.callbacks.progress_bar._target_ == "callbacks.progress.EpochProgressBar"
+    assert cfg.callbacks.progress_bar._target_ == "infoflow.callbacks.progress.EpochProgressBar"
 
 
 def test_command_line_still_wins_over_the_specialisation(make_cfg):

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from callbacks.binned import BinnedCallback
-from callbacks.clustering import ClusteringCallback
-from callbacks.gradients import GradientPhasesCallback
-from callbacks.information import InformationCallback
-from callbacks.representations import RepresentationsCallback
-from callbacks.schedule import measuring
+from infoflow.callbacks.binned import BinnedCallback
+from infoflow.callbacks.clustering import ClusteringCallback
+from infoflow.callbacks.gradients import GradientPhasesCallback
+from infoflow.callbacks.information import InformationCallback
+from infoflow.callbacks.representations import RepresentationsCallback
+from infoflow.callbacks.schedule import measuring
 from infoflow.data.datamodule import SZTDataModule
 from infoflow.estimators import (
     binned_information,
@@ -83,7 +83,7 @@ def test_information_callback_null_n_inputs_takes_each_input_once(setup, tmp_pat
         seen.append((x, y))
         return {}
 
-    monkeypatch.setattr("callbacks.information.sp_information", capture)
+    monkeypatch.setattr("infoflow.callbacks.information.sp_information", capture)
     cb = InformationCallback(str(tmp_path), **{**SP, "n_inputs": None}, **SCHEDULE)
     for epoch in (0, 7):
         assert _measure(cb, module, epoch) == []
@@ -237,7 +237,7 @@ def test_an_estimate_beyond_its_ceiling_is_flagged(setup, tmp_path, monkeypatch,
             1: {"I_XT": Estimate(1.0, 0.01), "I_TY": Estimate(0.2, 0.01)},
         }
 
-    monkeypatch.setattr("callbacks.information.sp_information", fake_sp)
+    monkeypatch.setattr("infoflow.callbacks.information.sp_information", fake_sp)
     cb = InformationCallback(str(tmp_path), **SP, **SCHEDULE)
     with caplog.at_level("WARNING"):
         values = _measure(cb, module, 3)

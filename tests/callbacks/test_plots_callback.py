@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import callbacks.plots as plots_module
+import infoflow.callbacks.plots as plots_module
 import infoflow.plots
-from callbacks.plots import PlotsCallback
+from infoflow.callbacks.plots import PlotsCallback
 
 
 class Clock:

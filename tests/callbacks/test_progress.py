@@ -10,7 +10,7 @@ import sys
 import warnings
 from types import SimpleNamespace
 
-from callbacks.progress import EpochProgressBar
+from infoflow.callbacks.progress import EpochProgressBar
 
 
 def segments(text: str) -> list[str]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from callbacks.schedule import scheduled_epochs
+from infoflow.callbacks.schedule import scheduled_epochs
 
 
 def test_log_spaced_matches_the_authors_epochs_plus_epoch_zero():

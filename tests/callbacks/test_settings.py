@@ -10,7 +10,7 @@ def test_no_constructor_default_disagrees_with_the_config(make_cfg):
     callbacks = OmegaConf.to_container(make_cfg().callbacks, resolve=True)
     checked = 0
     for name, node in callbacks.items():
-        if not node or not str(node["_target_"]).startswith("callbacks."):
+        if not node or not str(node["_target_"]).startswith("infoflow.callbacks."):
             continue
         params = inspect.signature(get_class(node["_target_"]).__init__).parameters
         for key, value in node.items():
@@ -27,7 +27,7 @@ def test_no_constructor_default_disagrees_with_the_config(make_cfg):
 
 
 def test_estimator_settings_have_no_defaults_to_disagree_with(make_cfg):
-    from callbacks.information import InformationCallback
+    from infoflow.callbacks.information import InformationCallback
 
     params = inspect.signature(InformationCallback.__init__).parameters
     for key in ("n_replicas", "n_inputs", "n_mc", "max_width", "seed", "n_points"):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from callbacks.training import TrainingRecordCallback
+from infoflow.callbacks.training import TrainingRecordCallback
 from infoflow.records import read_records
 
 

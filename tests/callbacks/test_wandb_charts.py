@@ -15,7 +15,7 @@ import wandb
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from callbacks.wandb_charts import WandbChartsCallback, information_charts, plane_rows
+from infoflow.callbacks.wandb_charts import WandbChartsCallback, information_charts, plane_rows
 from infoflow.loggers import WandbLogger
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, TRAINING_FILE, append_rows
 from infoflow.rundir import register_resolvers, run_name

@@ -134,8 +134,8 @@ def test_batched_binning_of_an_ensemble_equals_member_by_member(tmp_path):
     each member alone."""
     from types import SimpleNamespace
 
-    from callbacks.binned import BinnedCallback
-    from callbacks.schedule import measuring
+    from infoflow.callbacks.binned import BinnedCallback
+    from infoflow.callbacks.schedule import measuring
 
     net = MLPEnsemble([4, 5, 6], hidden=HIDDEN, beta=0.05)
     module = ClassifierModule(net, optimizer=torch.optim.Adam)
