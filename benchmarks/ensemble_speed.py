@@ -28,8 +28,8 @@ def command(out: Path, epochs: int, extra: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "infoflow",
         f"trainer.max_epochs={epochs}",
-        "estimator.n_points=null",
-        f"estimator.every_n_epochs={epochs}",  # epochs 0 and the last
+        "schedule.n_points=null",
+        f"schedule.every_n_epochs={epochs}",  # epochs 0 and the last
         "trainer.enable_progress_bar=false",
         f"paths.output_dir={out}",
         *extra,

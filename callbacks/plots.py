@@ -4,13 +4,18 @@ writes the reference IB curve they draw (``ib_curve.csv``) when training starts.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
+from typing import Annotated
 
 import pytorch_lightning as pl
 
+from infoflow.callbacks.measurement import measurement
+from infoflow.callbacks.schedule import resolve_output_dir
 from infoflow.estimators.ib_curve import ib_curve, joint_from_samples
 from infoflow.records import IB_CURVE_COLUMNS, IB_CURVE_FILE, INFORMATION_FILE, write_csv_atomic
+from infoflow.specs import PROBABILITY, checked, choice, number
 
 log = logging.getLogger(__name__)
 
@@ -25,25 +30,26 @@ class PlotsCallback(pl.Callback):
     run's wall time.
     """
 
+    @checked
     def __init__(
         self,
-        output_dir: str,
-        units: str = "bits",
-        min_interval_s: float = 60.0,
-        max_fraction: float = 0.1,
+        output_dir: str | os.PathLike | None = None,
+        *,
+        units: Annotated[str, choice("bits", "nats")] = "bits",
+        min_interval_s: Annotated[float, number(0)] = 60.0,
+        max_fraction: Annotated[float, PROBABILITY] = 0.1,
     ) -> None:
         super().__init__()
-        if units not in ("bits", "nats"):
-            raise ValueError(f"units must be bits or nats, got {units!r}")
-        if not 0 < max_fraction <= 1:
-            raise ValueError(f"max_fraction must be in (0, 1], got {max_fraction}")
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.units = units
         self.min_interval_s = min_interval_s
         self.max_fraction = max_fraction
         self._last = -float("inf")
         self._interval = min_interval_s
         self._rows_seen = 0
+
+    def setup(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+        self.output_dir = resolve_output_dir(self.output_dir, trainer)
 
     def _draw(self) -> None:
         from infoflow.plots import draw_all
@@ -60,9 +66,9 @@ class PlotsCallback(pl.Callback):
         """The optimal IB curve of the evaluation set's empirical p(x, y) (exact for SZT, whose
         evaluation set is all 4096 inputs): the frontier of the information-plane figures. A few
         hundredths of a second; a failure costs only the overlay."""
-        m = module.measurement(0).members[0]  # every member measures the same set (eval_on=all)
-        try:
-            curve = ib_curve(*joint_from_samples(m.inputs.cpu(), m.labels.cpu()))
+        x, y = measurement(module, 0).inputs[0], measurement(module, 0).labels[0]
+        try:  # the first member's evaluation set (SZT: all 4096 inputs, every member's)
+            curve = ib_curve(*joint_from_samples(x.cpu(), y.cpu()))
         except Exception as exc:  # an optional overlay must never stop a run
             log.warning("no IB curve for the figures: %s: %s", type(exc).__name__, exc)
             return

@@ -4,13 +4,17 @@ values."""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import numpy as np
 import torch
 
-from infoflow.callbacks.schedule import ScheduledCallback, Value
+from infoflow.callbacks.measurement import Measurement
+from infoflow.callbacks.schedule import EveryNEpochs, MemberValue, NPoints, ScheduledCallback
 from infoflow.io import write_atomic
-from infoflow.models.module import Measurement
 from infoflow.records import HISTOGRAM_COLUMNS, HISTOGRAM_FILE, append_rows
+from infoflow.specs import RANGE, checked, integer
 
 
 class RepresentationsCallback(ScheduledCallback):
@@ -20,20 +24,20 @@ class RepresentationsCallback(ScheduledCallback):
 
     name = "representations"
 
+    @checked
     def __init__(
         self,
-        output_dir: str,
+        output_dir: str | os.PathLike | None = None,
         *,
-        seed: int,
-        every_n_epochs: int | None,
-        n_points: int | None,
-        n_bins: int = 60,
-        value_range: tuple[float, float] | None = None,
-        snapshot_max_units: int = 3,
+        n_bins: Annotated[int, integer(1)] = 60,
+        value_range: Annotated[
+            list[float] | None, RANGE.or_null("(each layer's own range)")
+        ] = None,
+        snapshot_max_units: Annotated[int, integer(0)] = 3,
+        n_points: NPoints = None,
+        every_n_epochs: EveryNEpochs = None,
     ) -> None:
-        super().__init__(output_dir, seed=seed, every_n_epochs=every_n_epochs, n_points=n_points)
-        if n_bins < 1:
-            raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+        super().__init__(output_dir, n_points=n_points, every_n_epochs=every_n_epochs)
         self.n_bins = n_bins
         self.value_range = tuple(value_range) if value_range is not None else None
         self.snapshot_max_units = snapshot_max_units
@@ -52,18 +56,16 @@ class RepresentationsCallback(ScheduledCallback):
         path = self.output_dir / "snapshots" / f"epoch_{epoch:06d}.npz"
         write_atomic(path, lambda f: np.savez(f, **arrays))
 
-    def measure(self, m: Measurement) -> list[Value]:
+    def measure(self, m: Measurement) -> list[MemberValue]:
         """Writes its own files (bins and arrays are not values); returns no value rows. Of an
         ensemble, the first member's only (its seed on the rows): K members' histograms at every
         epoch would be a file of millions of rows that no figure reads."""
-        if m.member != 0:
-            return []
-        hist_rows, snapshot = [], {}
+        seed, hist_rows, snapshot = m.seeds[0], [], {}
         for k, reps in enumerate(m.noiseless, start=1):
-            hist_rows += self._histogram_rows(m.seed, m.epoch, k, reps)
-            if reps.shape[1] <= self.snapshot_max_units:
-                snapshot[f"layer_{k}"] = reps.cpu().numpy()
+            hist_rows += self._histogram_rows(seed, m.epoch, k, reps[0])
+            if reps.shape[-1] <= self.snapshot_max_units:
+                snapshot[f"layer_{k}"] = reps[0].cpu().numpy()
         append_rows(self.output_dir / HISTOGRAM_FILE, HISTOGRAM_COLUMNS, hist_rows)
         if snapshot:
-            self._save_snapshot(m.epoch, {"labels": m.labels.cpu().numpy(), **snapshot})
+            self._save_snapshot(m.epoch, {"labels": m.labels[0].cpu().numpy(), **snapshot})
         return []

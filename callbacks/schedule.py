@@ -8,25 +8,32 @@ that epoch's validation), and the last is ``trainer.max_epochs``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from infoflow.models.module import EnsembleMeasurement, Measurement
+from infoflow.callbacks.measurement import Measurement, measurement
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, append_rows, as_dicts, metric_name
+from infoflow.specs import integer
 from infoflow.threads import using_threads
 
 log = logging.getLogger(__name__)
 
-#: What a callback measures: (layer, estimator, quantity, value, stderr); the base adds seed, epoch.
-Value = tuple[int | None, str, str, float, float | None]
-#: A measured value of one member: (seed, layer, estimator, quantity, value, stderr).
+#: A measured value of one member: (seed, layer, estimator, quantity, value, stderr); the base
+#: class adds the epoch.
 MemberValue = tuple[int, int | None, str, str, float, float | None]
+#: Log-spaced epochs a callback measures at when no schedule is given.
+DEFAULT_N_POINTS = 30
+#: The schedule arguments every measuring callback takes (see :class:`ScheduledCallback`).
+NPoints = Annotated[int | None, integer(2).or_null("(every_n_epochs only; both null: 30)")]
+EveryNEpochs = Annotated[int | None, integer(1).or_null()]
 
 
 def scheduled_epochs(
@@ -91,28 +98,42 @@ def emit(trainer: pl.Trainer, path: Path, rows: Sequence[tuple], epoch: int) -> 
         logger.log_metrics({**metrics, "epoch": epoch}, step=trainer.global_step)
 
 
-class ScheduledCallback(pl.Callback):
-    """Runs :meth:`measure` at the scheduled epochs on rank 0 on the epoch's shared
-    :class:`~infoflow.models.module.Measurement`, and emits its values (:func:`emit`) as rows of
-    ``information.csv`` (with the run's ``seed`` and the epoch).
+def resolve_output_dir(output_dir: str | os.PathLike | None, trainer: pl.Trainer) -> Path:
+    """The folder a callback writes to: its own, or the trainer's ``default_root_dir``."""
+    return Path(output_dir) if output_dir is not None else Path(trainer.default_root_dir)
 
-    Subclasses implement ``measure(m: Measurement) -> list[Value]`` for one member, called for
-    every member of the ensemble, or, to batch over members, override :meth:`measure_all`. Rows
-    carry each member's seed. The rows written so far are
-    kept in ``state_dict`` so that a run resumed from a checkpoint (in a new directory) starts its
-    ``information.csv`` with the full history. Settings come from the config
-    (``conf/callbacks/default.yaml``): no defaults here that could disagree with it.
+
+class ScheduledCallback(pl.Callback):
+    """Measures at the scheduled epochs, on rank 0, on the epoch's shared
+    :class:`~infoflow.callbacks.measurement.Measurement` of the module (any
+    :class:`~infoflow.callbacks.protocol.Measurable`), and emits the values (:func:`emit`) as rows
+    of ``information.csv``, each with its member's seed and the epoch.
+
+    Subclasses implement ``measure(m: Measurement) -> list[MemberValue]`` over every member at
+    once. The rows written so far are kept in ``state_dict``, so a run resumed from a checkpoint
+    (in a new directory) starts its ``information.csv`` with the full history.
+
+    Args:
+        output_dir: where ``information.csv`` goes; None: the trainer's ``default_root_dir``.
+        n_points: measure at these many log-spaced epochs (the papers' rule, see
+            :func:`scheduled_epochs`) besides 0 and the last.
+        every_n_epochs: and/or every N epochs. Both None: ``n_points`` = 30.
     """
 
     name = "scheduled"
 
     def __init__(
-        self, output_dir: str, *, seed: int, every_n_epochs: int | None, n_points: int | None
+        self,
+        output_dir: str | os.PathLike | None = None,
+        *,
+        n_points: NPoints = None,
+        every_n_epochs: EveryNEpochs = None,
     ) -> None:
         super().__init__()
+        if n_points is None and every_n_epochs is None:
+            n_points = DEFAULT_N_POINTS
         scheduled_epochs(10, every_n_epochs=every_n_epochs, n_points=n_points)  # validate now
-        self.output_dir = Path(output_dir)
-        self.seed = seed
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.every_n_epochs = every_n_epochs
         self.n_points = n_points
         self.measured: list[int] = []
@@ -125,12 +146,11 @@ class ScheduledCallback(pl.Callback):
     def csv_path(self) -> Path:
         return self.output_dir / INFORMATION_FILE
 
-    def measure(self, m: Measurement) -> Sequence[Value]:
-        raise NotImplementedError
+    def setup(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+        self.output_dir = resolve_output_dir(self.output_dir, trainer)
 
-    def measure_all(self, em: EnsembleMeasurement) -> list[MemberValue]:
-        """Every member's values, tagged with its seed: :meth:`measure` member by member."""
-        return [(m.seed, *v) for m in em.members for v in self.measure(m)]
+    def measure(self, m: Measurement) -> list[MemberValue]:
+        raise NotImplementedError
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._epochs = set(
@@ -157,13 +177,14 @@ class ScheduledCallback(pl.Callback):
         if trainer.is_global_zero:  # under DDP rank 0 estimates, the others wait at the barrier
             start = time.perf_counter()
             with measuring(module):
-                values = self.measure_all(module.measurement(epoch))
+                m = measurement(module, epoch)
+                values = self.measure(m)
             self.seconds += time.perf_counter() - start
             # What measuring has cost so far (all members) is a record too (estimator "time",
-            # logged time/...), under the run's seed.
+            # logged time/...), under the first member's seed.
             values = [
                 *values,
-                (self.seed, None, "time", f"{self.name}_seconds", self.seconds, None),
+                (m.seeds[0], None, "time", f"{self.name}_seconds", self.seconds, None),
             ]
             rows = [(v[0], epoch, *v[1:]) for v in values]
             self.history.extend(rows)
@@ -180,8 +201,6 @@ class ScheduledCallback(pl.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.measured = list(state_dict["measured"])
-        history = [tuple(r) for r in state_dict["history"]]
-        # Checkpoints from before rows had seeds hold 6-tuples: give them this run's seed.
-        self.history = [r if len(r) == len(RECORD_COLUMNS) else (self.seed, *r) for r in history]
+        self.history = [tuple(r) for r in state_dict["history"]]
         self.seconds = float(state_dict.get("seconds", 0.0))
         self._restored = True

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated
 
 import pytorch_lightning as pl
 
-from infoflow.callbacks.schedule import emit
+from infoflow.callbacks.schedule import emit, resolve_output_dir
 from infoflow.records import RECORD_COLUMNS, TRAINING_FILE, append_rows
+from infoflow.specs import checked, integer
 
 
 class TrainingRecordCallback(pl.Callback):
@@ -21,20 +24,25 @@ class TrainingRecordCallback(pl.Callback):
     ``trainer.check_val_every_n_epoch`` = N so that the validation pass runs only where it is
     recorded. The progress bar still shows every epoch.
 
-    The rows written so far are kept in ``state_dict``: a run resumed in a new directory starts
-    its ``training.csv`` with the full history.
+    Epoch 0 (before any training) has the noiseless ``train``/``val`` rows of the untrained
+    networks. The rows written so far are kept in ``state_dict``: a run resumed in a new directory
+    starts its ``training.csv`` with the full history. Needs infoflow's
+    :class:`~infoflow.models.module.ClassifierModule` (its ``epoch_record``).
+
+    Args:
+        output_dir: where ``training.csv`` goes; None: the trainer's ``default_root_dir``.
+        every_n_epochs: write the rows of every N-th epoch (and the last).
     """
 
-    def __init__(self, output_dir: str, *, seed: int, every_n_epochs: int = 1) -> None:
+    @checked
+    def __init__(
+        self,
+        output_dir: str | os.PathLike | None = None,
+        *,
+        every_n_epochs: Annotated[int, integer(1)] = 1,
+    ) -> None:
         super().__init__()
-        if (
-            isinstance(every_n_epochs, bool)
-            or not isinstance(every_n_epochs, int)
-            or every_n_epochs < 1
-        ):
-            raise ValueError(f"every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
-        self.output_dir = Path(output_dir)
-        self.seed = seed
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.every_n_epochs = every_n_epochs
         self.history: list[tuple] = []
         self._restored = False
@@ -43,20 +51,20 @@ class TrainingRecordCallback(pl.Callback):
     def csv_path(self) -> Path:
         return self.output_dir / TRAINING_FILE
 
+    def setup(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+        self.output_dir = resolve_output_dir(self.output_dir, trainer)
+
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if self._restored and self.history and trainer.is_global_zero:
             append_rows(self.csv_path, RECORD_COLUMNS, self.history)
         self._restored = False
+        if trainer.current_epoch == 0:
+            self._write(trainer, module, module.initial_record(), 0)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        record = module.epoch_record()
-        if not record:
-            return
-        means = {name: sum(values) / len(values) for name, values in record.items()}
-        module.log_dict(means, logger=False)  # callback_metrics only; loggers get the rows
-        epoch = trainer.current_epoch + 1
-        n = self.every_n_epochs
-        if not trainer.is_global_zero or not (epoch % n == 0 or epoch == trainer.max_epochs):
+    def _write(
+        self, trainer: pl.Trainer, module: pl.LightningModule, record: dict, epoch: int
+    ) -> None:
+        if not trainer.is_global_zero or not record:
             return
         rows = []
         for seed_index, seed in enumerate(module.seeds):
@@ -65,6 +73,16 @@ class TrainingRecordCallback(pl.Callback):
                 rows.append((seed, epoch, None, split, quantity, values[seed_index], None))
         self.history.extend(rows)
         emit(trainer, self.csv_path, rows, epoch)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        record = module.epoch_record()
+        if not record:
+            return
+        means = {name: sum(values) / len(values) for name, values in record.items()}
+        module.log_dict(means, logger=False)  # callback_metrics only; loggers get the rows
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs:
+            self._write(trainer, module, record, epoch)
 
     def state_dict(self) -> dict:
         return {"history": list(self.history)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from infoflow.callbacks.schedule import resolve_output_dir
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, RecordError, read_records
 from infoflow.summary import pick_estimator, read_summary, wandb_summary
 
@@ -106,9 +108,11 @@ class WandbChartsCallback(pl.Callback):
     :func:`information_charts` for ``estimator`` (default: :func:`infoflow.summary.pick_estimator`,
     ``sp`` if present) and the run summary keys of :func:`infoflow.summary.wandb_summary`."""
 
-    def __init__(self, output_dir: str, estimator: str | None = None) -> None:
+    def __init__(
+        self, output_dir: str | os.PathLike | None = None, *, estimator: str | None = None
+    ) -> None:
         super().__init__()
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.estimator = estimator
         self._logged: dict[str, int] = {}  # figure name -> mtime_ns last logged
 
@@ -117,6 +121,9 @@ class WandbChartsCallback(pl.Callback):
         if self.estimator in names:
             return self.estimator
         return pick_estimator([r for r in rows if r["estimator"] in names])
+
+    def setup(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+        self.output_dir = resolve_output_dir(self.output_dir, trainer)
 
     def changed_figures(self) -> list[Path]:
         """The PNGs in ``plots/`` new or redrawn since they were last logged (marks them logged)."""

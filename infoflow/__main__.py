@@ -18,8 +18,10 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from infoflow.rundir import register_resolvers  # noqa: E402
+from infoflow.schema import register  # noqa: E402
 
 register_resolvers()
+register()
 log = logging.getLogger("infoflow")
 
 
@@ -54,7 +56,7 @@ def run_single(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://infoflow.conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     from infoflow.signals import RunInterrupted, stop_on_signals
     from infoflow.sweep import is_multirun, run_sweep_job
     from infoflow.train import run
@@ -66,6 +68,14 @@ def main(cfg: DictConfig) -> float | None:
             return run_sweep_job(cfg, run)
         except RunInterrupted as exc:  # a stop signal ends the whole sweep
             sys.exit(exc.exit_code)
+
+
+def main() -> None:
+    """The command line: mistyped keys and options are one line (:mod:`infoflow.cli`), then Hydra."""
+    from infoflow.cli import prepare
+
+    sys.argv = [sys.argv[0], *prepare(sys.argv[1:])]
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -1,14 +1,12 @@
-"""The config schema: every key a user can type, checked before training, one line per bad value.
+"""Checking a composed config before a run writes anything: one line per bad value.
 
-:data:`SCHEMA` declares, for each key (``*`` stands for one path segment), what values it takes.
-:func:`check_config` walks the composed config and checks every key the schema knows, then:
-
-* **one place per setting**: a key wired to another setting (the callbacks' estimator settings are
-  ``${estimator.*}`` in conf/callbacks/default.yaml, the components' ``seed`` and folders come from
-  ``seed`` and ``paths.*``) may not be set on its own — the message names the key to set instead;
-* **no unknown keys**: a component (``_target_``) takes only its constructor's arguments;
-* the rules that tie keys together (a schedule needs epochs, one of ``bin_size`` and ``n_bins``,
-  a GPU that exists, a checkpoint file that exists).
+Every key's allowed values are declared once, where the key is defined (:mod:`infoflow.schema`:
+the plain groups' dataclasses and the components' own signatures); :func:`check_config` applies
+them, and adds only what involves several keys or the machine: a schedule that names epochs,
+the rules of manual optimisation, data a split leaves, memory for an ensemble, GPUs that exist, a
+checkpoint file that is there. Components are also built once, without side effects, where that
+is cheap (the callbacks, the Trainer), so the checks their constructors make (Lightning's
+included) refuse a bad value here, before Hydra creates the run's directory.
 
 The app runs the checks before Hydra creates the run's directory (:class:`CheckBeforeRun`), so a
 rejected command leaves nothing on disk; :func:`infoflow.train.run` runs them again for callers
@@ -17,552 +15,437 @@ that compose configs themselves (tests, notebooks).
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import importlib
-import inspect
+import difflib
+import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+import re
+import types
+import typing
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 from hydra.experimental.callback import Callback
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
-from infoflow.errors import ConfigError, exit_for_user, one_line  # noqa: F401 - ConfigError re-exported
-from infoflow.rundir import (  # noqa: F401 - register_resolvers re-exported
-    check_unclaimed,
-    process_rank,
-    register_resolvers,
-)
+from infoflow.errors import USER_ERRORS, ConfigError, exit_for_user, one_line, show_value
+from infoflow.rundir import check_unclaimed, process_rank
+from infoflow.schema import PLAIN_GROUPS, SET_BY, parameters, plain_specs
+from infoflow.specs import integer, specs_of
 
-ACTIVATIONS = ("tanh", "relu", "leaky_relu", "linear")
-BIN_SCHEMES = ("tishby", "width", "adaptive")
-# Per-callback schedules may differ from the estimator group's (tishby_szt: clustering less often).
-SCHEDULE_KEYS = ("n_points", "every_n_epochs")
-
-
-# ------------------------------------------------------------------------------- value specs
-
-
-@dataclass(frozen=True)
-class Spec:
-    """What one key accepts: a predicate and the words that say it."""
-
-    ok: Callable[[Any], bool]
-    allowed: str
-
-    def check(self, key: str, value: Any) -> None:
-        if not self.ok(value):
-            raise ConfigError(key, value, self.allowed)
-
-    def or_null(self, meaning: str = "") -> Spec:
-        return Spec(
-            lambda v: v is None or self.ok(v),
-            f"{self.allowed}, or null{' ' + meaning if meaning else ''}",
-        )
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    """A finite real number (bools excluded: YAML's true would otherwise pass as 1)."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def integer(lo: int | None = None, hi: int | None = None) -> Spec:
-    """An integer in [lo, hi] (bools excluded: YAML's true would otherwise pass as 1).
-
-    >>> integer(1).ok(3), integer(1).ok(0), integer(1).ok(True), integer(1).allowed
-    (True, False, False, 'must be an integer >= 1')
-    """
-    if lo is not None and hi is not None:
-        words = f"an integer in [{lo}, {hi}]"
-    else:
-        words = "an integer" + (f" >= {lo}" if lo is not None else "")
-    return Spec(
-        lambda v: _is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi),
-        f"must be {words}",
-    )
-
-
-def number(
-    lo: float | None = None,
-    hi: float | None = None,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-) -> Spec:
-    """A finite number in the interval (bounds closed unless ``*_open``).
-
-    >>> number(0, lo_open=True).allowed, number(0, 1, hi_open=True).ok(1.0)
-    ('must be a finite number > 0', False)
-    """
-
-    def ok(v: Any) -> bool:
-        if not _is_num(v):
-            return False
-        above = lo is None or (v > lo if lo_open else v >= lo)
-        below = hi is None or (v < hi if hi_open else v <= hi)
-        return above and below
-
-    if lo is not None and hi is not None:
-        words = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    elif lo is not None:
-        words = f"a finite number {'>' if lo_open else '>='} {lo:g}"
-    else:
-        words = "a finite number"
-    return Spec(ok, f"must be {words}")
-
-
-def boolean() -> Spec:
-    return Spec(lambda v: isinstance(v, bool), "must be true or false")
-
-
-def choice(*values: Any) -> Spec:
-    return Spec(
-        lambda v: any(v == c and type(v) is type(c) for c in values),
-        "allowed: " + ", ".join(str(c) for c in values),
-    )
-
-
-def text() -> Spec:
-    return Spec(lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string")
-
-
-def list_of(item: Spec, what: str, length: int | None = None, scalar: bool = False) -> Spec:
-    """A non-empty list whose items pass ``item`` (of ``length`` items; a lone item if ``scalar``)."""
-
-    def ok(v: Any) -> bool:
-        if scalar and not isinstance(v, list | ListConfig):
-            return item.ok(v)
-        if not isinstance(v, list | ListConfig) or len(v) == 0:
-            return False
-        return (length is None or len(v) == length) and all(item.ok(x) for x in v)
-
-    return Spec(ok, f"must be {what}")
-
-
-def any_of(*specs: Spec, allowed: str) -> Spec:
-    return Spec(lambda v: any(s.ok(v) for s in specs), allowed)
-
-
-def _range_pair(v: Any) -> bool:
-    return isinstance(v, list | ListConfig) and len(v) == 2 and all(map(_is_num, v)) and v[0] < v[1]
-
-
-RANGE = Spec(_range_pair, "must be [lo, hi] with finite lo < hi")
-POSITIVE_INT = integer(1)
-PROBABILITY = number(0, 1, lo_open=True)
-NOT_WITH_MANUAL_OPTIMISATION = Spec(
-    lambda v: v is None,
-    "not supported: the module optimises manually and Lightning rejects this option then",
-)
-
-# Every key a user can type, by group. `*` matches one segment (a callback's or a logger's name).
-SCHEMA: dict[str, Spec] = {
-    # top level
-    "seed": integer(0, 2**32 - 1),
-    "threads": POSITIVE_INT.or_null("(the CPUs this process may use)"),
-    "ckpt_path": text().or_null("(train from scratch)"),
-    # paths
-    "paths.root_dir": text(),
-    "paths.data_dir": text(),
-    "paths.output_dir": text(),
-    "paths.run_name": text().or_null(),
-    "paths.sweep_name": text().or_null(),
-    # noise
-    "noise.beta": Spec(number(0).ok, "must be a number >= 0 and finite; 0 is deterministic"),
-    "noise.at_eval": boolean(),
-    # ensemble
-    "ensemble.size": POSITIVE_INT,
-    # datasets
-    "dataset.batch_size": POSITIVE_INT,
-    "dataset.seed": integer(0, 2**32 - 1),
-    "dataset.train_fraction": number(0, 1, lo_open=True),
-    "dataset.eval_on": choice("all", "train", "val"),
-    "dataset.copies": POSITIVE_INT,
-    "dataset.data_dir": text(),
-    "dataset.val_size": POSITIVE_INT,
-    "dataset.subset": POSITIVE_INT.or_null("for all"),
-    "dataset.eval_size": POSITIVE_INT,
-    "dataset.train_eval_size": POSITIVE_INT.or_null("for the whole training set"),
-    "dataset.download": boolean(),
-    "dataset.eval_batch_size": POSITIVE_INT,
-    "dataset.ensemble_size": POSITIVE_INT,
-    # models
-    "model.in_features": POSITIVE_INT,
-    "model.n_classes": integer(2),
-    "model.hidden": list_of(POSITIVE_INT, "a non-empty list of positive integers, e.g. [10,7,5]"),
-    "model.activation": choice(*ACTIVATIONS),
-    "model.orth_alpha": Spec(number(0).ok, "must be a finite number >= 0; 0 is off"),
-    "model.channels": list_of(POSITIVE_INT, "two positive integers, e.g. [32,64]", length=2),
-    "model.fc_width": POSITIVE_INT,
-    "model.kernel_size": Spec(
-        lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "must be an odd integer >= 1"
-    ),
-    "model.dropout": number(0, 1, hi_open=True),
-    # optimizer
-    "optimizer.lr": number(0, lo_open=True),
-    "optimizer.weight_decay": number(0),
-    "optimizer.eps": number(0, lo_open=True),
-    "optimizer.betas": list_of(number(0, 1, hi_open=True), "two numbers in [0, 1)", length=2),
-    "optimizer.amsgrad": boolean(),
-    "optimizer._partial_": choice(True),
-    # estimator settings (the callbacks take theirs from here)
-    "estimator.n_points": integer(2).or_null(),
-    "estimator.every_n_epochs": POSITIVE_INT.or_null(),
-    "estimator.n_replicas": Spec(integer(2).ok, "must be an integer >= 2 (replicas per input)"),
-    "estimator.n_inputs": POSITIVE_INT.or_null("(the whole evaluation set)"),
-    "estimator.n_mc": integer(2).or_null("(aim at estimator.sp_target_stderr)"),
-    "estimator.sp_target_stderr": Spec(
-        number(0, lo_open=True).ok, "must be a number > 0 (nats; the stderr n_mc: null aims at)"
-    ),
-    "estimator.sp_max_width": POSITIVE_INT.or_null("(every layer)"),
-    "estimator.bin_scheme": choice(*BIN_SCHEMES),
-    "estimator.bin_size": list_of(
-        number(0, lo_open=True), "a width > 0 or a list of them, e.g. [0.01,0.05]", scalar=True
-    ).or_null(),
-    "estimator.n_bins": list_of(
-        integer(2), "an integer >= 2 or a list of them", scalar=True
-    ).or_null(),
-    "estimator.bin_range": RANGE.or_null("for [-1, 1]"),
-    "estimator.binned_noisy": boolean(),
-    "estimator.kde_noise_var": number(0, lo_open=True).or_null("(off)"),
-    "estimator.cluster_samples": integer(2),
-    # trainer (any other pytorch_lightning.Trainer argument may be added with +trainer.<arg>=)
-    "trainer.max_epochs": POSITIVE_INT,
-    "trainer.accelerator": choice("cpu", "gpu", "cuda", "mps", "auto"),
-    "trainer.devices": any_of(
-        POSITIVE_INT,
-        choice(-1, "auto"),
-        list_of(integer(0), "a list of device indices"),
-        allowed="must be an integer >= 1, -1 or auto (all), or a list of device indices",
-    ),
-    "trainer.num_nodes": POSITIVE_INT,
-    "trainer.strategy": text(),
-    "trainer.precision": choice(
-        "32-true", "32", 32, "64-true", "64", 64, "16-mixed", "bf16-mixed", "16-true", "bf16-true"
-    ),
-    "trainer.limit_train_batches": any_of(
-        POSITIVE_INT, PROBABILITY, allowed="must be a fraction in (0, 1] or a batch count >= 1"
-    ).or_null("(all)"),
-    "trainer.limit_val_batches": any_of(
-        integer(0), number(0, 1), allowed="must be a fraction in [0, 1] or a batch count >= 0"
-    ).or_null("(all)"),
-    "trainer.check_val_every_n_epoch": POSITIVE_INT.or_null(),
-    "trainer.num_sanity_val_steps": integer(-1),
-    "trainer.log_every_n_steps": POSITIVE_INT,
-    "trainer.enable_progress_bar": boolean(),
-    "trainer.enable_model_summary": boolean(),
-    "trainer.enable_checkpointing": boolean(),
-    "trainer.deterministic": any_of(
-        boolean(), choice("warn"), allowed="allowed: true, false, warn"
-    ),
-    "trainer.default_root_dir": text(),
-    "trainer.benchmark": boolean().or_null(),
-    "trainer.fast_dev_run": any_of(boolean(), integer(0), allowed="must be true, false or >= 0"),
-    "trainer.gradient_clip_val": NOT_WITH_MANUAL_OPTIMISATION,
-    "trainer.gradient_clip_algorithm": NOT_WITH_MANUAL_OPTIMISATION,
-    "trainer.accumulate_grad_batches": Spec(lambda v: v == 1, NOT_WITH_MANUAL_OPTIMISATION.allowed),
-    "trainer.max_steps": integer(-1),
-    "trainer.min_epochs": integer(0).or_null(),
-    "trainer.min_steps": integer(0).or_null(),
-    "trainer.max_time": text().or_null("(no limit); e.g. 00:12:00:00"),
-    "trainer.val_check_interval": any_of(
-        POSITIVE_INT,
-        PROBABILITY,
-        allowed="must be a fraction in (0, 1] of an epoch or a batch count",
-    ).or_null(),
-    "trainer.limit_test_batches": any_of(
-        integer(0), number(0, 1), allowed="must be a fraction in [0, 1] or a batch count >= 0"
-    ),
-    "trainer.limit_predict_batches": any_of(
-        integer(0), number(0, 1), allowed="must be a fraction in [0, 1] or a batch count >= 0"
-    ),
-    "trainer.overfit_batches": any_of(
-        integer(0), number(0, 1, hi_open=True), allowed="must be a fraction in [0, 1) or a count"
-    ),
-    "trainer.reload_dataloaders_every_n_epochs": integer(0),
-    "trainer.detect_anomaly": boolean(),
-    "trainer.inference_mode": boolean(),
-    "trainer.barebones": boolean(),
-    "trainer.sync_batchnorm": boolean(),
-    "trainer.use_distributed_sampler": boolean(),
-    "trainer.profiler": choice("simple", "advanced", "pytorch").or_null("(off)"),
-    # loggers
-    "logger.*.save_dir": text(),
-    "logger.*.name": Spec(lambda v: v is None or isinstance(v, str), "must be a string or null"),
-    "logger.*.version": Spec(
-        lambda v: v is None or isinstance(v, str) or _is_int(v),
-        "must be a string, an integer or null",
-    ),
-    "logger.*.project": text(),
-    "logger.*.group": text().or_null(),
-    "logger.*.entity": text().or_null(),
-    "logger.*.log_model": any_of(boolean(), choice("all"), allowed="allowed: true, false, all"),
-    "logger.*.offline": boolean(),
-    "logger.*.tags": list_of(text(), "a list of strings"),
-    "logger.*.quiet": boolean(),
-    # callbacks: switched off, schedules, then each callback's own settings
-    "callbacks.*": Spec(
-        lambda v: v is None, "null switches a callback off; set its fields instead"
-    ),
-    "logger.*": Spec(lambda v: v is None, "null switches a logger off; set its fields instead"),
-    "callbacks.*.output_dir": text(),
-    "callbacks.*.n_points": integer(2).or_null(),
-    "callbacks.*.every_n_epochs": integer(0).or_null(),  # model_checkpoint: 0 = only at the end
-    "callbacks.*.seed": integer(0, 2**32 - 1),
-    "callbacks.representations.n_bins": POSITIVE_INT,
-    "callbacks.representations.value_range": RANGE.or_null("(each layer's own range)"),
-    "callbacks.representations.snapshot_max_units": integer(0),
-    "callbacks.plots.units": choice("bits", "nats"),
-    "callbacks.plots.min_interval_s": number(0),
-    "callbacks.plots.max_fraction": PROBABILITY,
-    "callbacks.wandb_charts.estimator": text().or_null("(SP when measured)"),
-    "callbacks.model_checkpoint.dirpath": text(),
-    "callbacks.model_checkpoint.filename": text(),
-    "callbacks.model_checkpoint.save_last": any_of(
-        boolean(), choice("link"), allowed="allowed: true, false, link"
-    ),
-    "callbacks.model_checkpoint.save_top_k": integer(-1),
-    "callbacks.model_checkpoint.enable_version_counter": boolean(),
-    "callbacks.model_checkpoint.monitor": text().or_null(),
-    "callbacks.progress_bar.refresh_rate": integer(0),
-    "callbacks.progress_bar.metrics": list_of(text(), "a list of metric names"),
+#: Trainer arguments Lightning accepts when built and fails on mid-fit (a modulo by zero, a
+#: negative count): the only Lightning values infoflow states itself.
+LIGHTNING_LATER = {
+    "check_val_every_n_epoch": integer(1).or_null(),
+    "num_sanity_val_steps": integer(-1),
 }
-# Keys set through another one (the "one place" of that setting); the message names the source.
-DERIVED: dict[str, str] = {
-    "dataset.seed": "seed",
-    "dataset.ensemble_size": "ensemble.size",
-    "dataset.data_dir": "paths.data_dir",
-    "trainer.default_root_dir": "paths.output_dir",
-    "logger.*.save_dir": "paths.output_dir",
-}
+#: Keys of a component node that are Hydra's, not the component's.
+HYDRA_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
+#: Trainer arguments that infoflow's manual optimisation cannot honour, and the value it needs.
+MANUAL_OPTIMISATION = {"gradient_clip_val": None, "gradient_clip_algorithm": None,
+                       "accumulate_grad_batches": 1}  # fmt: skip
 
 
-# ------------------------------------------------------------------------------------ checks
-
-
-class _Missing:
-    pass
-
-
-def find_spec(key: str, schema: dict[str, Spec] = SCHEMA) -> Spec | None:
-    """The spec of a dotted key, exact or through a ``*`` pattern.
-
-    >>> find_spec("callbacks.information.n_points") is SCHEMA["callbacks.*.n_points"]
-    True
-    >>> find_spec("model.nonsense") is None
-    True
-    """
-    if key in schema:
-        return schema[key]
-    parts = key.split(".")
-    for pattern, spec in schema.items():
-        pat = pattern.split(".")
-        if len(pat) == len(parts) and all(p in ("*", k) for p, k in zip(pat, parts, strict=True)):
-            return spec
-    return None
-
-
-def leaves(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, unresolved node) of every leaf under ``node``; null nodes are leaves."""
-    for key in node:
-        path = f"{prefix}{key}"
-        child = node._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_none() and not child._is_interpolation():
-            yield from leaves(child, f"{path}.")
-        else:
-            yield path, child
-
-
-def _is_interpolation(node: Any) -> bool:
-    return isinstance(node._value(), str) and "${" in node._value()
+# ------------------------------------------------------------------------------- reading
 
 
 def _value(cfg: DictConfig, key: str) -> Any:
     """The resolved value of ``key``; an interpolation that fails is a ConfigError."""
     try:
-        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
     except Exception as exc:  # noqa: BLE001 - any resolver error: one line naming the key
-        raise ConfigError(key, _raw(cfg, key), f"cannot resolve: {exc}") from None
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
-def check_config(cfg: DictConfig, here: bool = True) -> None:
-    """Raise ConfigError for the first key whose value breaks the schema (the app's ``hydra``
-    node, if present, is Hydra's own and is not checked). ``here=False`` skips what depends on the
-    machine (GPUs): a sweep submitted from a login node runs its jobs elsewhere."""
-    _check_one_place(cfg)
-    # Values written out first: a bad `seed` is reported as itself, not as `dataset.seed`.
-    keys = sorted(leaves(cfg), key=lambda kv: _is_interpolation(kv[1]))
-    for key, _ in keys:
-        spec = find_spec(key) if key.split(".")[0] != "hydra" else None
-        if spec is not None:
-            spec.check(key, _value(cfg, key))
-    _check_components(cfg)
-    _check_estimator(cfg)
-    _check_szt_split(cfg)
-    _check_mnist_sizes(cfg)
-    _check_ensemble(cfg)
-    for name, cb in (cfg.get("callbacks") or {}).items():
-        if cb is not None and name != "model_checkpoint":
-            _check_schedule(f"callbacks.{name}", cb)
-    if here:
-        _check_device(cfg)
-    ckpt = cfg.get("ckpt_path")
-    if ckpt is not None and not Path(ckpt).is_file():
-        raise ConfigError("ckpt_path", ckpt, "must be an existing checkpoint file, or null")
-
-
-@cache
-def _callback_wiring() -> dict[str, str]:
-    """``callbacks.<name>.<arg>`` -> the interpolation conf/callbacks/default.yaml gives it."""
-    raw = OmegaConf.create(
-        (resources.files("infoflow.conf") / "callbacks" / "default.yaml").read_text()
+        raise ConfigError(key, _raw(cfg, key), f"cannot resolve: {one_line(exc)}") from None
+    return (
+        OmegaConf.to_container(value, resolve=True)
+        if isinstance(value, DictConfig | ListConfig)
+        else value
     )
-    wired = {}
-    for key, node in leaves(raw, "callbacks."):
-        value = node._value()
-        if (
-            isinstance(value, str)
-            and value.startswith("${")
-            and key.split(".")[-1] not in SCHEDULE_KEYS
-        ):
-            wired[key] = value
-    return wired
-
-
-def _source(interpolation: str) -> str:
-    """The key an interpolation reads.
-
-    >>> _source("${estimator.bin_size}"), _source("${paths.output_dir}/checkpoints")
-    ('estimator.bin_size', 'paths.output_dir')
-    """
-    return interpolation.removeprefix("${").split("}", 1)[0]
-
-
-def _check_one_place(cfg: DictConfig) -> None:
-    """A wired key keeps its wiring: its value is set where the wiring points."""
-    for key, interpolation in _callback_wiring().items():
-        node = _raw(cfg, key)
-        if node is not _Missing and node != interpolation:
-            raise ConfigError(
-                key, _plain(cfg, key), f"set by {_source(interpolation)}: set that key instead"
-            )
-    for pattern, source in DERIVED.items():
-        for key, node in leaves(cfg):
-            if find_spec(key, {pattern: text()}) and node._value() != "${" + source + "}":
-                raise ConfigError(key, _plain(cfg, key), f"set by {source}: set that key instead")
 
 
 def _raw(cfg: DictConfig, key: str) -> Any:
-    """The unresolved value at ``key`` (``${...}`` as written), or ``_Missing``."""
+    """The unresolved value at ``key`` (``${...}`` as written)."""
     *parents, last = key.split(".")
     node: Any = cfg
     for part in parents:
         node = node._get_node(part) if isinstance(node, DictConfig) and part in node else None
-        if node is None or not isinstance(node, DictConfig) or node._is_none():
-            return _Missing
-    child = node._get_node(last) if last in node else None
-    return _Missing if child is None else child._value()
+        if node is None:
+            return None
+    child = node._get_node(last) if isinstance(node, DictConfig) and last in node else None
+    return None if child is None else child._value()
 
 
-def _plain(cfg: DictConfig, key: str) -> Any:
-    try:
-        return _value(cfg, key)
-    except ConfigError:
-        return _raw(cfg, key)
+def _missing(node: DictConfig, key: str) -> bool:
+    return OmegaConf.is_missing(node, key)
 
 
-# ---------------------------------------------------------------- components and cross-key rules
+def nearest(name: str, candidates: list[str]) -> str:
+    """' (did you mean a, b?)' for the closest candidates, else ''.
+
+    >>> nearest("max_epoch", ["max_epochs", "min_epochs", "max_steps"])
+    ' (did you mean max_epochs, min_epochs?)'
+    """
+    close = difflib.get_close_matches(name, candidates, n=2, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
-@cache
-def _parameters(target: str) -> frozenset[str] | None:
-    """The keyword arguments ``target`` takes, or None when it takes any (``**kwargs``)."""
-    module, _, name = target.rpartition(".")
-    try:  # quietly: Hydra's locate logs its errors
-        obj = getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if not exc.name or not f"{module}.".startswith(f"{exc.name}."):
-            raise  # the module exists but is broken: a bug, not bad input
-        raise LookupError(f"no module {exc.name}") from None
-    except (AttributeError, ValueError) as exc:
-        raise LookupError(one_line(exc)) from None
-    params = inspect.signature(obj).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return frozenset(p.name for p in params)
+# ------------------------------------------------------------------------------- the check
 
 
-def _components(cfg: DictConfig) -> Iterator[tuple[str, DictConfig]]:
+def check_config(cfg: DictConfig, here: bool = True) -> None:
+    """Raise :class:`~infoflow.errors.ConfigError` for the first bad key (the app's ``hydra``
+    node, if present, is Hydra's own and is not checked). ``here=False`` skips what depends on
+    this machine (GPUs, files): a sweep submitted from a login node runs its jobs elsewhere."""
+    for prefix in PLAIN_GROUPS:
+        _check_plain(cfg, prefix)
+    for prefix, node in components(cfg):
+        check_component(prefix, node)
+    _check_schedules(cfg)
+    if here:
+        _check_device(cfg)
+    _check_trainer(cfg)
+    _check_split(cfg)
+    _check_ensemble(cfg)
+    _build_callbacks(cfg)
+    _build_optimizer(cfg)
+    _build_network(cfg)
+    if here:
+        ckpt = cfg.get("ckpt_path")
+        if ckpt is not None and not Path(ckpt).is_file():
+            raise ConfigError("ckpt_path", ckpt, "must be an existing checkpoint file, or null")
+
+
+def _check_plain(cfg: DictConfig, prefix: str) -> None:
+    node = OmegaConf.select(cfg, prefix) if prefix else cfg
+    if not isinstance(node, DictConfig):
+        return
+    for name, (spec, _) in plain_specs(prefix).items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name in node and spec is not None:
+            spec.check(key, _value(cfg, key))
+
+
+def components(cfg: DictConfig) -> Iterator[tuple[str, DictConfig]]:
+    """(dotted key, node) of every component: the groups with a ``_target_``, each callback and
+    logger, and the components inside them (``model.net``, ``dataset.arrays``)."""
+
+    def walk(prefix: str, node: Any) -> Iterator[tuple[str, DictConfig]]:
+        if not isinstance(node, DictConfig) or node._is_none():
+            return
+        if "_target_" in node:
+            yield prefix, node
+        for key in node:
+            child = node._get_node(key)
+            if isinstance(child, DictConfig) and not child._is_none():
+                yield from walk(f"{prefix}.{key}", child)
+
     for group in ("dataset", "model", "optimizer", "trainer"):
-        node = cfg.get(group)
-        if isinstance(node, DictConfig):
-            yield group, node
+        yield from walk(group, cfg.get(group))
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
-            if isinstance(node, DictConfig):
-                yield f"{group}.{name}", node
+            yield from walk(f"{group}.{name}", node)
 
 
-def _check_components(cfg: DictConfig) -> None:
-    """Every component names an importable class and gives it only arguments it takes."""
-    for prefix, node in _components(cfg):
-        target = node.get("_target_")
-        if target is None:
-            raise ConfigError(f"{prefix}._target_", None, "every component needs a _target_ class")
-        try:
-            known = _parameters(str(target))
-        except LookupError as exc:
-            raise ConfigError(f"{prefix}._target_", target, f"cannot import it: {exc}") from None
-        extra = [k for k in node if not k.startswith("_") and known is not None and k not in known]
-        if prefix == "model":
-            extra = [k for k in extra if k != "orth_alpha"]  # a training rule, read by train.py
-        if extra:
-            key = f"{prefix}.{extra[0]}"
-            raise ConfigError(key, _plain(cfg, key), _takes(str(target), known or frozenset()))
+def check_component(prefix: str, node: DictConfig) -> None:
+    """The target exists; every key is one of its arguments (not one infoflow sets), given (not
+    ``???``) and allowed by its spec (infoflow's) or its type hint (Lightning's, torch's)."""
+    if _missing(node, "_target_"):
+        raise ConfigError(f"{prefix}._target_", "???", "required: the class or function to build")
+    target = str(node._target_)
+    try:
+        params = parameters(target)
+    except LookupError as exc:
+        raise ConfigError(f"{prefix}._target_", target, f"cannot import it: {exc}") from None
+    specs = specs_of(get_object(target))
+    for key in node:
+        if key in HYDRA_KEYS:
+            continue
+        full = f"{prefix}.{key}"
+        if key in SET_BY:
+            raise ConfigError(full, _raw(node, key), f"set by {SET_BY[key]}: set that key instead")
+        if params is not None and key not in params:
+            raise ConfigError(full, _raw(node, key), _not_an_argument(target, key, params))
+        if _missing(node, key):
+            raise ConfigError(full, "???", f"required: an argument of {target.rsplit('.', 1)[-1]}")
+        value = _value(node, key)
+        if key in specs:
+            specs[key].check(full, value)
+        elif params is not None and not _matches(value, _hint(target, key)):
+            raise ConfigError(full, value, f"must be {_words(_hint(target, key))}")
 
 
-def _takes(target: str, known: frozenset[str]) -> str:
-    """What a component takes, short enough for one line."""
-    names = sorted(known - {"self"})
-    if len(names) <= 12:
-        return f"not an argument of {target}; it takes: {', '.join(names)}"
-    return f"not an argument of {target} (see help({target.rsplit('.', 1)[-1]}))"
+def _not_an_argument(target: str, key: str, params: dict) -> str:
+    names = sorted(n for n in params if n not in SET_BY)
+    near = nearest(key, names)
+    if near:
+        return f"not an argument of {target}{near}"
+    listed = ", ".join(names) if len(names) <= 12 else f"see help({target.rsplit('.', 1)[-1]})"
+    return f"not an argument of {target}; it takes: {listed}"
 
 
-def _check_estimator(cfg: DictConfig) -> None:
-    est = cfg.get("estimator")
-    if est is None or "bin_size" not in est:
-        return
-    if (est.bin_size is None) == (est.get("n_bins") is None):
-        raise ConfigError(
-            "estimator.bin_size", est.bin_size, "give exactly one of bin_size and n_bins"
+# ----------------------------------------------------------- type hints of other libraries
+
+
+def _hint(target: str, key: str) -> Any:
+    param = (parameters(target) or {}).get(key)
+    if param is None or param.annotation is param.empty:
+        return Any
+    hint = param.annotation
+    if isinstance(hint, str):  # postponed annotations: resolve in the defining module
+        obj = get_object(target)
+        fn = obj.__init__ if isinstance(obj, type) else obj
+        with contextlib.suppress(Exception):
+            hint = typing.get_type_hints(fn).get(key, Any)
+    return Any if isinstance(hint, str) else hint
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a config value fits a type hint. A class of the library's own (a Tensor, a
+    Profiler) is no config value; a hint made only of such classes is not judged."""
+    if not _judged(hint):
+        return True
+    return _fits(value, hint)
+
+
+def _judged(hint: Any) -> bool:
+    """Whether a hint names something a config value can be (else it is not judged)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return any(_judged(a) for a in args)
+    return hint in CONFIG_TYPES or origin in (Literal, list, tuple, dict) or hint is type(None)
+
+
+CONFIG_TYPES = (bool, int, float, str, list, tuple, dict)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is typing.Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # a config value: finite (inf and nan are never meant as a setting)
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         )
-    if est.bin_scheme == "adaptive" and est.bin_size is not None:
-        raise ConfigError("estimator.bin_size", est.bin_size, "the adaptive scheme takes n_bins")
-    _check_schedule("estimator", est)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple) or hint in (list, tuple):
+        return isinstance(value, list)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return False  # a class of the library's (a Profiler, a Tensor): no config value is one
 
 
-def _check_szt_split(cfg: DictConfig) -> None:
-    """The SZT split must leave a pattern to train on, and one to measure on when eval_on=val."""
-    dataset = cfg.get("dataset")
-    if dataset is None or not str(dataset.get("_target_", "")).endswith("SZTDataModule"):
+def _words(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             type(None): "null"}  # fmt: skip
+    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
+    parts = []
+    for a in args:
+        if typing.get_origin(a) is Literal:
+            parts += [show_value(v) for v in typing.get_args(a)]
+        else:
+            parts.append(
+                names.get(a, "a list" if typing.get_origin(a) in (list, tuple) else str(a))
+            )
+    return " or ".join(dict.fromkeys(parts))
+
+
+# ---------------------------------------------------------------------- cross-key rules
+
+
+def _check_schedules(cfg: DictConfig) -> None:
+    """Every measuring callback measures at some epochs: its own schedule or ``schedule``'s."""
+    shared = cfg.get("schedule") or {}
+    shared_set = shared.get("n_points") is not None or shared.get("every_n_epochs") is not None
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None or "n_points" not in node:
+            continue
+        own = node.get("n_points") is not None or node.get("every_n_epochs") is not None
+        if not own and not shared_set:
+            raise ConfigError(
+                "schedule.n_points", None, f"a schedule needs n_points or every_n_epochs "
+                f"(callbacks.{name} has none of its own)",
+            )  # fmt: skip
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    """What infoflow's training needs of the Trainer: a number of epochs (the schedules count
+    them), and no option that manual optimisation rejects."""
+    trainer = cfg.get("trainer")
+    if trainer is None:
         return
-    from infoflow.data.szt import N_BITS
+    epochs = trainer.get("max_epochs")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError("trainer.max_epochs", epochs, "must be an integer >= 1")
+    for key, needed in MANUAL_OPTIMISATION.items():
+        if key in trainer and trainer.get(key) != needed:
+            raise ConfigError(
+                f"trainer.{key}", trainer.get(key),
+                "not supported: the module optimises manually and Lightning rejects this option then",
+            )  # fmt: skip
+    for key, spec in LIGHTNING_LATER.items():
+        if key in trainer:
+            spec.check(f"trainer.{key}", trainer.get(key))
 
-    n, fraction = 2**N_BITS, dataset.train_fraction
+    def build(node: DictConfig) -> None:
+        with _quiet_lightning():
+            instantiate(node, logger=False, enable_checkpointing=False, default_root_dir=None)
+
+    try:
+        build(trainer)
+    except Exception as exc:  # noqa: BLE001 - Lightning's own checks: one line naming the key
+        raise refused("trainer", trainer, exc, "Lightning", build) from None
+
+
+def refused(
+    prefix: str, node: DictConfig, exc: BaseException, who: str = "", build: Any = None
+) -> ConfigError:
+    """A constructor's refusal as one line (Hydra's "Error in call to target" wrapper left out),
+    named after the key to blame: the one whose default makes ``build(node)`` succeed, else the
+    one its message mentions."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    text = one_line(cause)
+    key = _culprit(node, build) if build is not None else None
+    if key is None:
+        keys = sorted((k for k in node if k not in HYDRA_KEYS), key=len, reverse=True)
+        key = next((k for k in keys if re.search(rf"\b{re.escape(k)}\b", text)), None)
+    said = f"{who} refuses it: {text}" if who else text
+    if key is None:
+        return ConfigError(prefix, ..., said)
+    return ConfigError(f"{prefix}.{key}", _raw(node, key), said)
+
+
+def _culprit(node: DictConfig, build: Any) -> str | None:
+    """The key of ``node`` that, put back to its constructor default, lets ``build`` succeed."""
+    params = parameters(str(node._target_)) or {}
+    for key in node:
+        p = params.get(key)
+        if key in HYDRA_KEYS or p is None or p.default is p.empty or node.get(key) == p.default:
+            continue
+        trial = copy.deepcopy(node)
+        with _writable(trial):
+            trial[key] = p.default
+        try:
+            build(trial)
+        except Exception:  # noqa: BLE001 - still refused: not this key alone
+            continue
+        return key
+    return None
+
+
+def _build_callbacks(cfg: DictConfig) -> None:
+    """Build every callback once (their constructors touch no file): a value their own checks
+    refuse (two settings that exclude each other, Lightning's checkpoint options) is one line."""
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        try:
+            instantiate(node)
+        except Exception as exc:  # noqa: BLE001 - the constructor's message, one line
+            raise refused(f"callbacks.{name}", node, exc) from None
+
+
+def _build_optimizer(cfg: DictConfig) -> None:
+    """Build the optimizer on a dummy parameter: torch's own checks (a negative rate) here."""
+    node = cfg.get("optimizer")
+    if node is None:
+        return
+    import torch
+
+    def build(n: DictConfig) -> None:
+        instantiate(n)([torch.zeros(1, requires_grad=True)])
+
+    try:
+        build(node)
+    except Exception as exc:  # noqa: BLE001
+        raise refused("optimizer", node, exc, "torch", build) from None
+
+
+def _build_network(cfg: DictConfig) -> None:
+    """Build one member of the network (a module's named layers must exist) and, when the data is
+    at hand without a download, run it on two inputs (a forward that fails or returns the wrong
+    shape is one line here, before the run's directory exists)."""
+    from infoflow.errors import ModelError
+    from infoflow.models.module import check_network
+
+    model = cfg.get("model")
+    if model is None:
+        return
+    try:
+        net = instantiate(
+            model, seeds=[cfg.seed], beta=cfg.noise.beta, noise_at_eval=cfg.noise.at_eval
+        )
+    except Exception as exc:  # noqa: BLE001 - the model's own refusal, named after its key
+        raise refused("model", model, exc) from None
+    data = _peek_data(cfg)
+    if data is not None:
+        x, y = data
+        try:
+            check_network(net, x[None], int(y.max()) + 1)
+        except ModelError as exc:
+            raise ConfigError("model", ..., str(exc).removeprefix("model: ")) from None
+
+
+def _peek_data(cfg: DictConfig) -> tuple | None:
+    """Two evaluation inputs and their labels, if the dataset has them at hand (no download)."""
+    from infoflow.errors import DataError
+
+    dataset = cfg.get("dataset")
+    if dataset is None:
+        return None
+    try:
+        from infoflow.build import build_datamodule
+
+        return build_datamodule(cfg).peek()
+    except DataError:
+        raise  # already one line naming the key and the file
+    except Exception as exc:  # noqa: BLE001 - the datamodule's own refusal, named after its key
+        raise refused("dataset", dataset, exc) from None
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's setup lines (GPU available, ...) while a Trainer is built to check."""
+    names = ["pytorch_lightning", "lightning_fabric", "lightning.pytorch"]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _check_split(cfg: DictConfig) -> None:
+    """A train/validation split must leave an example to train on, and one to measure on when
+    eval_on=val (SZT: 4096 patterns; arrays and MNIST are checked when loaded)."""
+    dataset = cfg.get("dataset")
+    if dataset is None:
+        return
+    if "eval_size" in dataset and "val_size" in dataset and dataset.eval_size > dataset.val_size:
+        raise ConfigError(
+            "dataset.eval_size", dataset.eval_size,
+            f"must be <= dataset.val_size={dataset.val_size} (drawn from the validation images)",
+        )  # fmt: skip
+    if not str(dataset.get("_target_", "")).endswith("SZTDataModule"):
+        return
+    n, fraction = 4096, dataset.train_fraction
     n_train = int(round(fraction * n))  # as infoflow.data.datamodule.split_indices
     if n_train < 1:
         raise ConfigError(
@@ -576,53 +459,18 @@ def _check_szt_split(cfg: DictConfig) -> None:
         )
 
 
-def _check_mnist_sizes(cfg: DictConfig) -> None:
-    """The evaluation images are drawn from the validation ones (sizes that must fit the data
-    itself are checked when it is loaded)."""
-    dataset = cfg.get("dataset")
-    if dataset is None or "eval_size" not in dataset or "val_size" not in dataset:
-        return
-    if dataset.eval_size > dataset.val_size:
-        raise ConfigError(
-            "dataset.eval_size",
-            dataset.eval_size,
-            f"must be <= dataset.val_size={dataset.val_size} (drawn from the validation images)",
-        )
-
-
-def _check_schedule(prefix: str, node: DictConfig) -> None:
-    """A schedule must name epochs: every_n_epochs >= 1 and/or n_points >= 2."""
-    if "n_points" not in node and "every_n_epochs" not in node:
-        return
-    every, points = node.get("every_n_epochs"), node.get("n_points")
-    if every is None and points is None:
-        raise ConfigError(f"{prefix}.n_points", None, "a schedule needs n_points or every_n_epochs")
-    if every is not None and not (_is_int(every) and every >= 1):
-        raise ConfigError(f"{prefix}.every_n_epochs", every, "must be an integer >= 1, or null")
-
-
 def _check_ensemble(cfg: DictConfig) -> None:
-    """An ensemble needs a model built as one (an MLP), seeds that stay in range, and memory."""
+    """Seeds that stay in range, and memory for the ensemble's data and SP samples."""
     size = OmegaConf.select(cfg, "ensemble.size", default=1)
-    if size == 1:
-        return
-    target = OmegaConf.select(cfg, "model._target_", default="")
-    params = _parameters(target) if target else None
-    if params is not None and "seeds" not in params:
-        model = target.rsplit(".", 1)[-1]
-        raise ConfigError(
-            "ensemble.size",
-            size,
-            f"must be 1 for model {model}: only MLP models train as ensembles",
-        )
     if cfg.get("seed", 0) + size - 1 > 2**32 - 1:
         raise ConfigError("ensemble.size", size, "seed + ensemble.size - 1 must be < 2**32")
-    _check_ensemble_memory(cfg, size)
+    if size > 1:
+        _check_ensemble_memory(cfg, size)
 
 
 def _check_ensemble_memory(cfg: DictConfig, size: int) -> None:
     """The ensemble's largest allocations must fit in this machine's memory: its data (K copies of
-    the splits) and one member's SP propagation (members are estimated one at a time)."""
+    the splits) and the SP samples of every member (propagated together)."""
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -632,14 +480,17 @@ def _check_ensemble_memory(cfg: DictConfig, size: int) -> None:
     n_eval = 4096  # the SZT evaluation set at most
     data = size * 2 * n_eval * (n_in + 1) * 4  # training + evaluation splits, float32
     reps = size * n_eval * width * 4 * 3  # noiseless, pre-noise, noisy per member, float32
-    n_replicas = OmegaConf.select(cfg, "estimator.n_replicas", default=0) or 0
-    sp = n_eval * n_replicas * max(width, 1) * 8 * 4  # one member's centres, a few float64 copies
+    sp_on = OmegaConf.select(cfg, "callbacks.information") is not None
+    n_replicas = (
+        OmegaConf.select(cfg, "callbacks.information.n_replicas", default=0) if sp_on else 0
+    )
+    sp = size * n_eval * (n_replicas or 0) * max(width, 1) * 4 * 2  # samples + one member's copy
     need = data + reps + sp
     if need > available:
         raise ConfigError(
             "ensemble.size",
             size,
-            f"needs about {need / 2**30:.1f} GiB at these estimator settings, "
+            f"needs about {need / 2**30:.1f} GiB at these settings, "
             f"{available / 2**30:.1f} GiB is free; use fewer members",
         )
 
@@ -658,7 +509,7 @@ def _check_device(cfg: DictConfig) -> None:
         )
     devices = OmegaConf.select(cfg, "trainer.devices")
     wanted = len(devices) if isinstance(devices, ListConfig) else devices
-    if _is_int(wanted) and wanted > count:
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > count:
         raise ConfigError("trainer.devices", devices, f"this machine has {count} GPU(s)")
 
 
@@ -694,6 +545,8 @@ class CheckBeforeRun(Callback):
         except ConfigError as exc:
             if not any(exc.key == k or exc.key.startswith(f"{k}.") for k in swept):
                 exit_for_user(exc)
+        except USER_ERRORS as exc:  # data or model refused: every job would fail
+            exit_for_user(exc)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -712,7 +565,7 @@ class CheckBeforeRun(Callback):
             check_config(task)
             if process_rank() == 0:  # DDP ranks started by Lightning share rank 0's directory
                 check_unclaimed(output_dir)
-        except ConfigError as exc:
+        except USER_ERRORS as exc:
             exit_for_user(exc)
         finally:
             hydra_cfg.cfg = before

@@ -9,8 +9,8 @@ does that for any finished runs (``python -m infoflow.plot --compare RUN ...``):
 * all of them see the same inputs, the evaluation set of the first run's dataset config, and the
   same seeded sample of ``max_samples`` of it, so every histogram is over the same pairs;
 * per hidden layer ℓ the representation is the noiseless S_ℓ (noise and dropout off, as at eval),
-  flattened — :attr:`infoflow.models.module.Measurement.noiseless`, the interface the training
-  callbacks measure through; c_ij = ⟨h_i, h_j⟩ / (‖h_i‖‖h_j‖) for every pair i < j, split by whether y_i = y_j.
+  flattened, of the first member — the network's own ``layer_outputs``, as the training callbacks
+  measure it; c_ij = ⟨h_i, h_j⟩ / (‖h_i‖‖h_j‖) for every pair i < j, split by whether y_i = y_j.
 
 Outputs (into ``out_dir``): ``cosine_histograms.png`` (rows: layers, columns: runs),
 ``cosine_over_training.png`` (the within- and between-class mean cosine similarity against epoch,
@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from infoflow.estimators import cosine_similarity_distributions
-from infoflow.models.module import Measurement
 from infoflow.records import write_csv_atomic
 from infoflow.runs import FinishedRun, RunLoadError, eval_set, expand_run_dirs, load_run
 
@@ -53,11 +52,27 @@ def layer_similarities(
     """Within- and between-class cosine similarities of each hidden layer of ``run``'s network;
     the sample of inputs depends only on ``seed`` and ``len(x)``, so it is the same for every run."""
     out = []
-    for h in Measurement(run.net, x, y, epoch=-1).noiseless:  # -1: a finished run's net
+    for h in noiseless(run, x):
         gen = torch.Generator().manual_seed(seed)
         w, b = cosine_similarity_distributions(h, y, max_samples=max_samples, generator=gen)
         out.append(LayerSimilarities(w.numpy(), b.numpy()))
     return out
+
+
+@torch.no_grad()
+def noiseless(run: FinishedRun, x: torch.Tensor, chunk: int = 4096) -> list[torch.Tensor]:
+    """Every measured layer's noiseless S_ℓ of the run's first member on inputs x, (n, d_ℓ)."""
+    k = len(run.net.seeds)
+    parts = [
+        [
+            o.pre_noise[0]
+            for o in run.net.layer_outputs(
+                x[i : i + chunk].expand(k, *x[i : i + chunk].shape), noise=False
+            )
+        ]
+        for i in range(0, len(x), chunk)
+    ]
+    return [torch.cat(layer) for layer in zip(*parts, strict=True)]
 
 
 def _check_same_task(runs: Sequence[FinishedRun]) -> None:

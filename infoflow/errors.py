@@ -20,10 +20,13 @@ class ConfigError(ValueError):
 
     >>> str(ConfigError("noise.beta", -1, "must be a number >= 0"))
     'invalid config: noise.beta=-1 (must be a number >= 0)'
+    >>> str(ConfigError("trainer", ..., "Lightning refuses it: ..."))  # a whole node: no value
+    'invalid config: trainer (Lightning refuses it: ...)'
     """
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:
-        super().__init__(one_line(f"invalid config: {key}={show_value(value)} ({allowed})"))
+        shown = "" if value is ... else f"={show_value(value)}"
+        super().__init__(one_line(f"invalid config: {key}{shown} ({allowed})"))
         self.key, self.value = key, value
 
 
@@ -33,8 +36,13 @@ class DataError(RuntimeError):
     :func:`one_line` without this module importing them."""
 
 
+class ModelError(RuntimeError):
+    """A network that cannot run on its data (a forward that fails or returns the wrong shape, a
+    module that cannot be run as an ensemble); its message is one line saying what and why."""
+
+
 # Exceptions that mean bad input (reported as one line, exit 1) rather than a bug.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, ModelError)
 
 
 def run_errors() -> tuple[type[Exception], ...]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pytorch_lightning.loggers import WandbLogger as _LightningWandbLogger
+
+from infoflow.specs import any_of, boolean, checked, choice, text
 
 
 def wandb_offline() -> bool:
@@ -27,7 +29,22 @@ class WandbLogger(_LightningWandbLogger):
       names the offline run and how to upload it. ``settings`` given explicitly win.
     """
 
-    def __init__(self, *args: Any, quiet: bool = True, **kwargs: Any) -> None:
+    @checked
+    def __init__(
+        self,
+        *args: Any,
+        name: Annotated[str | None, text().or_null("(the run's name)")] = None,
+        project: Annotated[str | None, text().or_null()] = None,
+        group: Annotated[str | None, text().or_null("(the sweep's name)")] = None,
+        entity: Annotated[str | None, text().or_null("(your default)")] = None,
+        log_model: Annotated[
+            bool | str, any_of(boolean(), choice("all"), allowed="allowed: true, false, all")
+        ] = False,
+        quiet: Annotated[bool, boolean()] = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs |= {"name": name, "project": project, "log_model": log_model}
+        kwargs |= {k: v for k, v in (("group", group), ("entity", entity)) if v is not None}
         if quiet:
             settings = {"quiet": True, "silent": wandb_offline()}
             given = kwargs.get("settings")

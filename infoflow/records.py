@@ -55,6 +55,8 @@ INFORMATION_FILE, TRAINING_FILE, HISTOGRAM_FILE = (
     "histograms.csv",
 )
 IB_CURVE_FILE = "ib_curve.csv"
+#: Every member's final weights (``seeds`` and ``layer_<k>`` arrays, (K, out, in) each).
+WEIGHTS_FILE = "weights.npz"
 
 
 class RecordError(ValueError):

@@ -7,17 +7,16 @@ same inputs (``python -m infoflow.plot --compare``) long after they were trained
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from infoflow.errors import one_line
-from infoflow.models.ensemble import SingleNetwork
-from infoflow.models.network import NoisyNetwork
+from infoflow.models.network import Network
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
@@ -28,18 +27,17 @@ class RunLoadError(ValueError):
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """A trained network (eval mode, on CPU; of an ensemble, its first member) with its run's resolved
-    config."""
+    """A trained network (all its members; eval mode, on CPU) with its run's resolved config."""
 
     path: Path
     cfg: DictConfig
-    net: NoisyNetwork
+    net: Network
 
     @property
     def label(self) -> str:
         """A short name from the config: ``deterministic``, ``noisy β=0.01``, ``dropout p=0.3``."""
         beta = float(self.cfg.noise.beta)
-        dropout = float(self.cfg.model.get("dropout", 0.0) or 0.0)
+        dropout = float(OmegaConf.select(self.cfg, "model.net.dropout", default=0.0) or 0.0)
         parts = [f"noisy β={beta:g}"] if beta > 0 else []
         parts += [f"dropout p={dropout:g}"] if dropout > 0 else []
         return ", ".join(parts) or "deterministic"
@@ -78,7 +76,7 @@ def _job_order(path: Path) -> tuple[int, str]:
 
 def load_run(path: str | os.PathLike) -> FinishedRun:
     """Rebuild a run's network from its config and load its final weights."""
-    from infoflow.train import build_network  # keeps this module importable without the trainer
+    from infoflow.build import build_network  # keeps this module importable without the trainer
 
     path = Path(path)
     try:
@@ -87,14 +85,16 @@ def load_run(path: str | os.PathLike) -> FinishedRun:
         raise RunLoadError(f"{path / 'config.yaml'}: cannot read: {one_line(exc)}") from exc
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "noise" not in cfg:
         raise RunLoadError(f"{path / 'config.yaml'}: not an infoflow run config (no model/noise)")
-    net = build_network(cfg)
-    # The module holds the network(s) as an ensemble (a NoisyNetwork wrapped as one of one).
-    holder = SingleNetwork(net, cfg.seed) if isinstance(net, NoisyNetwork) else net
+    try:
+        net = build_network(cfg)
+    except Exception as exc:  # noqa: BLE001 - a config this version cannot build
+        raise RunLoadError(
+            f"{path / 'config.yaml'}: cannot build its model: {one_line(exc)}"
+        ) from exc
     try:
         ckpt = torch.load(path / CHECKPOINT, map_location="cpu", weights_only=True)
         state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()}
-        holder.load_state_dict(state)
-        net = holder.member(0)
+        net.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - unpickling, missing or mismatched keys
         msg = f"{path / CHECKPOINT}: cannot load into the configured model: {one_line(exc)}"
         raise RunLoadError(msg) from exc
@@ -102,12 +102,15 @@ def load_run(path: str | os.PathLike) -> FinishedRun:
 
 
 def eval_set(cfg: DictConfig, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The evaluation inputs and labels of a run's dataset config (CPU tensors): the same images
-    its callbacks measured on. ``data_dir`` replaces the config's (a run moved between machines)."""
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-    if data_dir is not None and "data_dir" in dataset:
-        dataset["data_dir"] = data_dir
-    datamodule = instantiate(dataset)
+    """The evaluation inputs (n, ...) and labels (n,) of a run's first member (CPU tensors): the
+    same images its callbacks measured on. ``data_dir`` replaces the config's ``paths.data_dir``
+    (a run moved between machines)."""
+    from infoflow.build import build_datamodule
+
+    cfg = copy.deepcopy(cfg)
+    if data_dir is not None:
+        OmegaConf.update(cfg, "paths.data_dir", data_dir, force_add=True)
+    datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     x, y = datamodule.eval_set()
-    return x.cpu(), y.cpu()
+    return x[0].cpu(), y[0].cpu()

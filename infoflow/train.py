@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 import time
@@ -11,16 +10,13 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+from infoflow.build import build_datamodule, build_module, build_trainer
 from infoflow.checks import check_config
 from infoflow.io import write_atomic
 from infoflow.loggers import offline_runs, wandb_offline
-from infoflow.models.ensemble import MLPEnsemble
-from infoflow.models.module import ClassifierModule
-from infoflow.models.network import NoisyNetwork
 from infoflow.records import RecordError
 from infoflow.rundir import claim_run_dir
 from infoflow.signals import RunInterrupted, deferred
@@ -42,43 +38,6 @@ def _not_a_litlogger_tip(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_not_a_litlogger_tip)
-
-
-def ensemble_seeds(cfg: DictConfig) -> list[int]:
-    """The members' seeds: ``seed, seed + 1, …, seed + ensemble.size − 1``."""
-    size = cfg.get("ensemble", {}).get("size", 1)
-    return [cfg.seed + k for k in range(size)]
-
-
-def build_network(cfg: DictConfig) -> MLPEnsemble | NoisyNetwork:
-    """The network(s) of ``cfg.model`` with the noise of ``cfg.noise``: an :class:`MLPEnsemble` of
-    ``ensemble.size`` members for a model that takes ``seeds``, else one :class:`NoisyNetwork`."""
-    model_cfg = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k != "orth_alpha"])
-    takes_seeds = "seeds" in inspect.signature(get_object(model_cfg._target_)).parameters
-    extra = {"seeds": ensemble_seeds(cfg)} if takes_seeds else {}
-    return instantiate(model_cfg, beta=cfg.noise.beta, noise_at_eval=cfg.noise.at_eval, **extra)
-
-
-def build_module(cfg: DictConfig) -> ClassifierModule:
-    return ClassifierModule(
-        build_network(cfg),
-        optimizer=instantiate(cfg.optimizer),
-        orth_alpha=cfg.model.get("orth_alpha", 0.0),
-        seed=cfg.seed,
-    )
-
-
-def _instantiate_all(group: DictConfig | None) -> list:
-    """Instantiate every entry of a named dict of components; ``null`` entries are switched off."""
-    return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
-
-
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    callbacks = _instantiate_all(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):
-        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-    loggers = _instantiate_all(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
 def resolved_config(cfg: DictConfig) -> dict:
@@ -119,9 +78,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if rank_zero:
         write_atomic(out / "config.yaml", OmegaConf.to_yaml(config))
     try:
-        datamodule = instantiate(cfg.dataset)
+        datamodule = build_datamodule(cfg)
         module = build_module(cfg)
-        trainer = build_trainer(cfg)
+        trainer = build_trainer(cfg, out)
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from infoflow.rundir import register_resolvers
+from infoflow.schema import register
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -54,11 +55,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Compose conf/config.yaml with overrides; outputs and data go to tmp_path."""
+    """Compose the app's config (through the package, as the app does) with overrides; outputs and
+    data go to tmp_path."""
     register_resolvers()
+    register()
 
     def _make(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module("infoflow.conf", version_base="1.3"):
             return compose(
                 "config",
                 overrides=[

@@ -16,10 +16,10 @@ pytestmark = pytest.mark.slow  # every test starts the app
 FAST = [
     "trainer.max_epochs=2",
     "trainer.enable_progress_bar=false",
-    "estimator.n_inputs=null",  # the 4096 inputs once: no duplicates for SP to tell apart
-    "estimator.n_replicas=4",
-    "estimator.n_mc=4096",  # one query per input: every estimate within its ceiling
-    "estimator.cluster_samples=200",
+    "callbacks.information.n_inputs=null",  # the 4096 inputs once: no duplicates for SP to tell apart
+    "callbacks.information.n_replicas=4",
+    "callbacks.information.n_mc=4096",  # one query per input: every estimate within its ceiling
+    "callbacks.clustering.max_samples=200",
 ]
 
 

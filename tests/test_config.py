@@ -1,12 +1,10 @@
 """Config composition: every override a user would try works without `+`, and bad values are caught."""
 
 import pytest
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from infoflow.checks import ConfigError, _callback_wiring, check_config
-from infoflow.train import build_network
-from tests.conftest import CONF_DIR
+from infoflow.build import build_datamodule, build_network
+from infoflow.checks import ConfigError, check_config
 
 OVERRIDES = {
     "noise.beta=0.01": ("noise.beta", 0.01),
@@ -43,57 +41,85 @@ def test_override_applies_without_plus(make_cfg, override):
 
 def test_model_overrides_reach_the_network(make_cfg):
     cfg = make_cfg("model.hidden=[10,7,5]", "model.activation=relu", "noise.beta=0")
-    net = build_network(cfg).member(0)
-    assert [b[0].out_features for b in net.blocks] == [10, 7, 5]
-    assert type(net.blocks[0][1]).__name__ == "ReLU" and net.beta == 0.0
+    net = build_network(cfg)
+    assert [w.shape[1] for w in net.weights()] == [10, 7, 5, 2]
+    assert type(net.activation).__name__ == "ReLU" and net.beta == 0.0
 
 
 def test_datamodule_from_config(make_cfg):
-    dm = instantiate(make_cfg("dataset.train_fraction=0.5", "seed=2").dataset)
-    assert dm.train_fraction == 0.5 and dm.seed == 2
+    dm = build_datamodule(make_cfg("dataset.train_fraction=0.5", "seed=2", "ensemble.size=2"))
+    assert dm.train_fraction == 0.5 and dm.seeds == [2, 3]
 
 
 # Bad values of every key: tests/test_fuzz_config.py. Here the rules beyond a single value.
 
 
-def test_estimator_settings_live_in_one_place(make_cfg):
-    """The callbacks take their estimator settings from estimator.*; setting one on a callback
-    alone is refused with the key to set instead."""
-    wiring = _callback_wiring()
-    assert wiring["callbacks.binned.bin_size"] == "${estimator.bin_size}"
-    assert wiring["callbacks.information.seed"] == "${seed}"
-    assert not [k for k in wiring if k.endswith((".n_points", ".every_n_epochs"))]
-    with pytest.raises(ConfigError, match=r"bin_size=\[0.1\] \(set by estimator.bin_size"):
-        check_config(make_cfg("callbacks.binned.bin_size=[0.1]"))
-    cfg = make_cfg("estimator.bin_size=[0.1]")
+def test_every_setting_has_one_name(make_cfg):
+    """A callback's settings are its own keys; what infoflow sets from another key (folders,
+    seeds, the noise) is not a key of the component, and setting it names the key to set."""
+    cfg = make_cfg("callbacks.binned.bin_size=[0.1]", "callbacks.information.target_stderr=0.01")
     check_config(cfg)
-    assert list(cfg.callbacks.binned.bin_size) == [0.1]
+    assert "estimator" not in cfg and "seed" not in cfg.callbacks.information
+    assert "output_dir" not in cfg.callbacks.binned and "beta" not in cfg.model
+    cases = {
+        "+callbacks.binned.output_dir=x": "set by paths.output_dir",
+        "+model.beta=0.1": "set by noise.beta",
+        "+model.seeds=[1]": "set by seed and ensemble.size",
+        "+dataset.seeds=[1]": "set by seed and ensemble.size",
+    }
+    for override, words in cases.items():
+        with pytest.raises(ConfigError, match=words):
+            check_config(make_cfg(override))
 
 
-def test_a_callback_may_keep_its_own_schedule(make_cfg):
-    cfg = make_cfg("callbacks.clustering.n_points=5", "estimator.n_points=7")
+def test_a_callback_may_keep_its_own_schedule(make_cfg, tmp_path):
+    from infoflow.build import build_callbacks
+
+    cfg = make_cfg("callbacks.clustering.n_points=5", "schedule.n_points=7")
     check_config(cfg)
-    assert (cfg.callbacks.clustering.n_points, cfg.callbacks.binned.n_points) == (5, 7)
+    by_name = {type(c).__name__: c for c in build_callbacks(cfg, tmp_path)}
+    assert by_name["ClusteringCallback"].n_points == 5 and by_name["BinnedCallback"].n_points == 7
 
 
 def test_components_take_only_their_constructors_arguments(make_cfg):
-    with pytest.raises(ConfigError, match="it takes: max_fraction, min_interval_s, output_dir"):
-        check_config(make_cfg("+callbacks.plots.colour=red"))
-    check_config(make_cfg("+trainer.benchmark=true", "+optimizer.weight_decay=0.01"))
+    with pytest.raises(ConfigError, match=r"not an argument of .*PlotsCallback"):
+        check_config(make_cfg("++callbacks.plots.colour=red"))
+    with pytest.raises(ConfigError, match=r"did you mean max_samples"):
+        check_config(make_cfg("++callbacks.clustering.max_sample=3"))
+    # every argument of Lightning's Trainer and torch's Adam is a key, no + needed
+    check_config(make_cfg("trainer.benchmark=true", "optimizer.weight_decay=0.01"))
 
 
-def test_options_manual_optimisation_rejects_are_not_offered(make_cfg):
-    assert "gradient_clip_val" not in make_cfg().trainer
+def test_options_manual_optimisation_rejects_are_refused(make_cfg):
     with pytest.raises(ConfigError, match="optimises manually"):
-        check_config(make_cfg("+trainer.gradient_clip_val=0.5"))
+        check_config(make_cfg("trainer.gradient_clip_val=0.5"))
+
+
+def test_lightning_refuses_its_own_bad_values_before_the_run(make_cfg):
+    with pytest.raises(ConfigError, match=r"trainer.precision=17 \(must be 64 or 32 .*bf16-mixed"):
+        check_config(make_cfg("trainer.precision=17"))  # its type hint
+    with pytest.raises(
+        ConfigError,
+        match=r"config: trainer.strategy='nonsense' \(Lightning refuses it: You selected an invalid",
+    ):
+        check_config(make_cfg("trainer.strategy=nonsense"))  # its constructor
+    with pytest.raises(ConfigError, match=r"trainer.max_epochs=0"):
+        check_config(make_cfg("trainer.max_epochs=0"))
+
+
+def test_two_settings_that_exclude_each_other(make_cfg):
+    with pytest.raises(ConfigError, match="exactly one of bin_size and n_bins"):
+        check_config(make_cfg("callbacks.binned.n_bins=30"))
+    with pytest.raises(ConfigError, match="schedule.n_points"):
+        check_config(make_cfg("schedule.n_points=null"))
 
 
 def test_keys_hydra_excludes_from_run_names_exist():
     """conf/hydra/default.yaml names keys to leave out of run names: each must exist (seed_offset
     did not)."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module("infoflow.conf", version_base="1.3"):
         cfg = compose("config", return_hydra_config=True)
     excluded = cfg.hydra.job.config.override_dirname.exclude_keys
     assert excluded and all(

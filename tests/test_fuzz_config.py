@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from infoflow.checks import ConfigError, check_config
 from infoflow.rundir import register_resolvers
-from tests.conftest import CONF_DIR
+from infoflow.schema import register
 
 # key -> bad values, as typed on the command line (a leading "+" adds a key the config lacks).
 BAD: dict[str, list[str]] = {
@@ -31,77 +31,79 @@ BAD: dict[str, list[str]] = {
     "ckpt_path": ["/no/such.ckpt", "''"],
     "noise.beta": ["-1", "inf", "nan", "-inf", "x", "true", "[0.1]"],
     "noise.at_eval": ["maybe", "1"],
+    "ensemble.size": ["0", "-1", "x"],
+    "schedule.n_points": ["1", "0", "-3", "2.5"],
+    "schedule.every_n_epochs": ["0", "-1", "x"],
     "dataset.batch_size": ["0", "-5", "1.5", "x"],
     "dataset.train_fraction": ["0", "1.5", "-0.1", "inf", "x", "0.0001"],
     "dataset.eval_on": ["x", "1"],
-    "dataset.seed": ["3"],
+    "dataset.shuffle_labels": ["maybe"],
+    "+dataset.seeds": ["[3]"],
     "model.hidden": ["[]", "[0]", "[10,-1]", "x", "[1.5]", "5"],
     "model.activation": ["sigmoid", "1", "''"],
     "model.orth_alpha": ["-1", "inf", "x"],
     "model.in_features": ["0", "x"],
     "model.n_classes": ["1"],
-    "optimizer.lr": ["0", "-1", "inf", "nan", "x"],
-    "+optimizer.weight_decay": ["-1"],
-    "estimator.n_points": ["1", "0", "-3", "2.5"],
-    "estimator.every_n_epochs": ["0", "-1", "x"],
-    "estimator.n_replicas": ["1", "0", "x"],
-    "estimator.n_inputs": ["0", "-1", "1.5"],
-    "estimator.n_mc": ["1", "0"],
-    "estimator.sp_max_width": ["0", "x"],
-    "estimator.bin_scheme": ["x", "1"],
-    "estimator.bin_size": ["-1", "0", "[]", "[0.1,-1]", "inf", "x"],
-    "estimator.bin_range": ["[1,0]", "[0]", "x", "[0,inf]"],
-    "estimator.binned_noisy": ["x"],
-    "estimator.kde_noise_var": ["0", "-1", "nan"],
-    "estimator.cluster_samples": ["1", "0", "x"],
-    "trainer.max_epochs": ["0", "-1", "2.5", "x"],
-    "trainer.accelerator": ["x", "gpu", "tpu"],
-    "trainer.devices": ["0", "x", "-2"],
-    "trainer.num_nodes": ["0"],
-    "trainer.precision": ["8", "x"],
-    "trainer.limit_train_batches": ["0", "1.5", "-1"],
-    "trainer.limit_val_batches": ["-1", "1.5"],
-    "trainer.check_val_every_n_epoch": ["0"],
-    "trainer.num_sanity_val_steps": ["-2"],
-    "trainer.log_every_n_steps": ["0"],
-    "trainer.enable_progress_bar": ["x"],
-    "trainer.enable_model_summary": ["2"],
-    "trainer.deterministic": ["x"],
-    "trainer.strategy": ["''"],
-    "trainer.default_root_dir": ["/elsewhere"],
-    "+trainer.gradient_clip_val": ["1"],
-    "+trainer.accumulate_grad_batches": ["2"],
-    "+trainer.no_such_option": ["1"],
-    "+trainer.detect_anomaly": ["x"],
-    "+trainer.val_check_interval": ["0", "1.5"],
-    "+trainer.profiler": ["x"],
-    "+trainer.max_time": ["5"],
-    "callbacks.binned.bin_size": ["-1", "0.1"],
-    "callbacks.clustering.max_samples": ["1"],
-    "callbacks.information.n_replicas": ["1"],
-    "callbacks.information.seed": ["3"],
+    "+model.beta": ["0.1"],
+    "optimizer.lr": ["-1", "inf", "nan", "x"],
+    "optimizer.weight_decay": ["-1"],
+    "callbacks.information.n_replicas": ["1", "0", "x"],
+    "callbacks.information.n_inputs": ["0", "-1", "1.5"],
+    "callbacks.information.n_mc": ["1", "0"],
+    "callbacks.information.max_width": ["0", "x"],
+    "callbacks.information.target_stderr": ["0", "-1", "x"],
     "callbacks.information.n_points": ["1", "x"],
+    "+callbacks.information.output_dir": ["/elsewhere"],
+    "callbacks.binned.scheme": ["x", "1"],
+    "callbacks.binned.bin_size": ["-1", "0", "[]", "[0.1,-1]", "inf", "x"],
+    "callbacks.binned.value_range": ["[1,0]", "[0]", "x", "[0,inf]"],
+    "callbacks.binned.noisy": ["x"],
+    "callbacks.binned.kde_noise_var": ["0", "-1", "nan"],
     "callbacks.binned.every_n_epochs": ["0"],
+    "callbacks.clustering.max_samples": ["1", "0", "x"],
+    "callbacks.representations.n_bins": ["0"],
+    "callbacks.training.every_n_epochs": ["0", "x"],
     "callbacks.plots.units": ["x"],
     "callbacks.plots.max_fraction": ["0", "2"],
     "callbacks.plots.min_interval_s": ["-1"],
     "callbacks.plots._target_": ["nope.Nope", "infoflow.callbacks.plots.Nope"],
     "+callbacks.plots.no_such_arg": ["1"],
-    "callbacks.plots": ["5"],
-    "callbacks.model_checkpoint.save_top_k": ["-2"],
+    "callbacks.model_checkpoint.save_top_k": ["-2", "x"],
     "callbacks.model_checkpoint.every_n_epochs": ["-1"],
-    "callbacks.model_checkpoint.dirpath": ["/elsewhere"],
+    "+callbacks.model_checkpoint.dirpath": ["/elsewhere"],
+    "trainer.max_epochs": ["0", "-1", "2.5", "x"],
+    "trainer.accelerator": ["x", "gpu", "tpu"],
+    "trainer.devices": ["0", "x", "-2"],
+    "trainer.num_nodes": ["0"],
+    "trainer.precision": ["8", "x"],
+    "trainer.limit_train_batches": ["1.5", "-1"],
+    "trainer.limit_val_batches": ["-1", "1.5"],
+    "trainer.check_val_every_n_epoch": ["0"],
+    "trainer.num_sanity_val_steps": ["-2"],
+    "trainer.log_every_n_steps": ["x"],
+    "trainer.enable_progress_bar": ["x"],
+    "trainer.enable_model_summary": ["2"],
+    "trainer.deterministic": ["x"],
+    "trainer.strategy": ["''"],
+    "trainer.gradient_clip_val": ["1"],
+    "trainer.accumulate_grad_batches": ["2"],
+    "+trainer.no_such_option": ["1"],
+    "+trainer.default_root_dir": ["/elsewhere"],
+    "trainer.detect_anomaly": ["x"],
+    "trainer.val_check_interval": ["1.5"],
+    "trainer.profiler": ["x"],
     "logger.wandb.project": ["''"],
     "logger.wandb.log_model": ["x"],
-    "logger.csv.save_dir": ["/elsewhere"],
+    "+logger.csv.save_dir": ["/elsewhere"],
     "paths.data_dir": ["''"],
 }
 # Keys of the MNIST CNN, composed with model=mnist_cnn.
 BAD_MNIST: dict[str, list[str]] = {
-    "model.dropout": ["1.0", "-0.1"],
-    "model.kernel_size": ["4", "0"],
-    "model.channels": ["[32]", "[32,0]"],
-    "model.fc_width": ["0"],
+    "model.net.dropout": ["1.0", "-0.1"],
+    "model.net.kernel_size": ["4", "0"],
+    "model.net.channels": ["[32]", "[32,0]"],
+    "model.net.fc_width": ["0"],
+    "model.layers": ["[]", "[block9]"],
     "dataset.val_size": ["0"],
     "dataset.subset": ["0"],
     "dataset.eval_size": ["0"],
@@ -110,10 +112,9 @@ BAD_MNIST: dict[str, list[str]] = {
 }
 # Values that are each fine but wrong together: (overrides, the key the message names).
 BAD_TOGETHER = [
-    (["estimator.n_bins=5"], "estimator.bin_size"),
-    (["estimator.bin_scheme=adaptive"], "estimator.bin_size"),
-    (["estimator.n_points=null"], "estimator.n_points"),
-    (["callbacks.clustering.n_points=null"], "callbacks.clustering.n_points"),
+    (["callbacks.binned.n_bins=5"], "callbacks.binned.bin_size"),
+    (["callbacks.binned.scheme=adaptive"], "callbacks.binned.bin_size"),
+    (["schedule.n_points=null"], "schedule.n_points"),
     (["dataset.eval_on=val", "dataset.train_fraction=0.9999"], "dataset.train_fraction"),
     (["model=mnist_cnn", "dataset.val_size=100", "dataset.eval_size=200"], "dataset.eval_size"),
 ]
@@ -142,11 +143,12 @@ def composed(tmp_path_factory) -> Callable[..., DictConfig]:
     bases: dict[tuple[str, ...], DictConfig] = {}
     out = tmp_path_factory.mktemp("fuzz")
     register_resolvers()
+    register()
 
     def _compose(*overrides: str) -> DictConfig:
         groups = tuple(o for o in overrides if "." not in o.split("=")[0])
         if groups not in bases:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            with initialize_config_module("infoflow.conf", version_base="1.3"):
                 bases[groups] = compose("config", [*groups, f"paths.output_dir={out}"])
         cfg = copy.deepcopy(bases[groups])
         parser = OverridesParser.create()
@@ -174,7 +176,8 @@ def test_bad_value_is_one_line_naming_the_key(composed, overrides, key):
     with pytest.raises(ConfigError) as err:
         check_config(composed(*overrides))
     message = str(err.value)
-    assert "\n" not in message and f"invalid config: {key}=" in message, message
+    named = f"invalid config: {key}=" in message or f"invalid config: {key} (" in message
+    assert "\n" not in message and named, message
     assert message.endswith(")")  # says what is allowed
 
 
@@ -201,7 +204,12 @@ def test_every_bad_value_on_the_command_line(tmp_path):
     bad = []
     for (overrides, key), (code, err, left) in zip(CASES, results, strict=True):
         lines = err.strip().splitlines()
-        one = len(lines) == 1 and lines[0].startswith(f"infoflow: error: invalid config: {key}=")
+        one = len(lines) == 1 and lines[0].startswith(
+            (
+                f"infoflow: error: invalid config: {key}=",
+                f"infoflow: error: invalid config: {key} (",
+            )
+        )
         if code != 1 or not one or "Traceback" in err or left:
             bad.append(f"{' '.join(overrides)}: exit {code}, left {left}, stderr {err[-300:]!r}")
     assert not bad, "\n".join(bad)

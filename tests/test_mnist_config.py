@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from infoflow.checks import check_config, register_resolvers
+from infoflow.build import build_datamodule, build_network
+from infoflow.checks import check_config
 from infoflow.data.datamodule import MnistDataModule, SZTDataModule
 from infoflow.data.mnist import IDX_FILES, MnistDataError
 from infoflow.plot import main as plot_main
-from infoflow.train import build_network
-from tests.conftest import CONF_DIR, run_cli
+from infoflow.rundir import register_resolvers
+from tests.conftest import run_cli
 
 N_TRAIN, N_TEST = 120, 40
 # Sizes that fit the tiny dataset: 120 = 30 val + 90 train; train/* on 50 of the 90.
@@ -54,16 +54,15 @@ def data_dir(tmp_path: Path) -> Path:
 def test_model_alone_selects_mnist_and_its_settings(make_cfg):
     cfg = make_cfg("model=mnist_cnn", "noise.beta=0.01")
     assert cfg.dataset._target_ == "infoflow.data.datamodule.MnistDataModule"
-    assert cfg.dataset.data_dir == cfg.paths.data_dir and cfg.dataset.seed == cfg.seed
+    assert "data_dir" not in cfg.dataset and "seed" not in cfg.dataset  # set by paths, seed
     assert cfg.trainer.max_epochs == 10 and cfg.optimizer.lr == 1e-3 and cfg.threads is None
-    assert OmegaConf.to_container(cfg.callbacks.progress_bar) == {
-        "_target_": "pytorch_lightning.callbacks.TQDMProgressBar",
-        "refresh_rate": 10,
-    }
+    assert cfg.callbacks.progress_bar is None
+    assert cfg.callbacks.tqdm_progress_bar.refresh_rate == 10
     assert cfg.noise.beta == 0.01
     check_config(cfg)
     net = build_network(cfg)
-    assert net.n_hidden == 3 and net.beta == 0.01 and net.head.out_features == 10
+    assert net.layer_names == ["block1", "block2", "block3"] and net.beta == 0.01
+    assert net.weights()[-1].shape == (1, 10, 128)
 
 
 def test_explicit_dataset_mnist_gives_the_same_config(make_cfg):
@@ -74,7 +73,7 @@ def test_szt_default_unchanged(make_cfg):
     cfg = make_cfg()
     assert cfg == make_cfg("model=szt", "dataset=szt")
     assert cfg.dataset._target_ == "infoflow.data.datamodule.SZTDataModule"
-    assert cfg.model._target_ == "infoflow.models.ensemble.MLPEnsemble"
+    assert cfg.model._target_ == "infoflow.models.mlp.MLPEnsemble"
     assert cfg.trainer.max_epochs == 1000 and cfg.optimizer.lr == 4e-3 and cfg.threads == 1
     assert cfg.callbacks.progress_bar._target_ == "infoflow.callbacks.progress.EpochProgressBar"
 
@@ -90,16 +89,16 @@ def test_command_line_still_wins_over_the_specialisation(make_cfg):
 )
 def test_experiment_presets(make_cfg, experiment, beta, dropout):
     cfg = make_cfg(f"experiment={experiment}")
-    assert cfg.model._target_ == "infoflow.models.cnn.noisy_cnn"
+    assert cfg.model.net._target_ == "infoflow.models.cnn.mnist_cnn"
     assert cfg.dataset._target_ == "infoflow.data.datamodule.MnistDataModule"
-    assert (cfg.noise.beta, cfg.model.dropout) == (beta, dropout)
+    assert (cfg.noise.beta, cfg.model.net.dropout) == (beta, dropout)
     assert cfg.threads is None and cfg.seed == 0
     check_config(cfg)
 
 
 def test_compare_preset_sweeps_the_three_variants(tmp_path):
     register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module("infoflow.conf", version_base="1.3"):
         cfg = compose(
             "config",
             overrides=["experiment=mnist_compare", f"paths.output_dir={tmp_path}"],
@@ -108,8 +107,7 @@ def test_compare_preset_sweeps_the_three_variants(tmp_path):
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     variants = cfg.hydra.sweeper.params["experiment@_global_"].split(",")
     assert variants == ["mnist_deterministic", "mnist_noisy", "mnist_dropout"]
-    assert cfg.model._target_ == "infoflow.models.cnn.noisy_cnn"
-    assert cfg.callbacks.model_checkpoint.dirpath.endswith("/checkpoints")
+    assert cfg.model.net._target_ == "infoflow.models.cnn.mnist_cnn"
 
 
 # Bad values of the MNIST keys: BAD_MNIST in tests/test_fuzz_config.py.
@@ -119,7 +117,7 @@ def test_compare_preset_sweeps_the_three_variants(tmp_path):
 
 
 def test_mnist_datamodule_loaders(make_cfg, data_dir):
-    dm = instantiate(make_cfg("model=mnist_cnn", *TINY, "dataset.batch_size=32").dataset)
+    dm = build_datamodule(make_cfg("model=mnist_cnn", *TINY, "dataset.batch_size=32"))
     assert isinstance(dm, MnistDataModule)
     dm.setup("fit")
     loaders = dm.val_dataloader()
@@ -128,12 +126,12 @@ def test_mnist_datamodule_loaders(make_cfg, data_dir):
     assert dm.tensors["x_train"].shape == (1, 90, 1, 28, 28)
     # train/* is measured on the first 50 training images, a fixed subset of the shuffled set
     assert loaders[0].x.data_ptr() == dm.tensors["x_train"].data_ptr()
-    assert len(dm.train_dataloader()) == 3 and dm.eval_set()[0].shape == (20, 1, 28, 28)
+    assert len(dm.train_dataloader()) == 3 and dm.eval_set()[0].shape == (1, 20, 1, 28, 28)
     assert (data_dir / "mnist" / "mnist.npz").is_file()  # cached for the next run
 
 
 def test_train_eval_null_uses_the_whole_training_set(make_cfg, data_dir):
-    dm = instantiate(make_cfg("model=mnist_cnn", *TINY, "dataset.train_eval_size=null").dataset)
+    dm = build_datamodule(make_cfg("model=mnist_cnn", *TINY, "dataset.train_eval_size=null"))
     dm.setup("fit")
     assert dm.val_dataloader()[0].x.shape[1] == 90 and "x_train_eval" not in dm.tensors
 
@@ -148,7 +146,7 @@ def test_szt_loaders_unchanged():
 
 
 def test_sizes_that_do_not_fit_the_data_are_a_data_error(make_cfg, data_dir):
-    dm = instantiate(make_cfg("model=mnist_cnn", "dataset.val_size=500").dataset)
+    dm = build_datamodule(make_cfg("model=mnist_cnn", "dataset.val_size=500"))
     with pytest.raises(MnistDataError, match="val_size=500"):
         dm.setup("fit")
 

@@ -189,12 +189,14 @@ def test_figures_and_the_command_line(tmp_path):
 def test_runs_of_separate_bin_sizes_are_drawn_side_by_side(tmp_path):
     sweep = tmp_path / "sweep"
     for num, (size, seed) in enumerate((z, s) for z in (0.01, 0.1) for s in (0, 1)):
-        overrides = {"estimator.bin_size": size, "seed": seed}
+        overrides = {"callbacks.binned.bin_size": size, "seed": seed}
         make_run(sweep, num, overrides, rows=info_rows(0.01, seed, sizes=(size,)))
     runs = read_sweep(sweep)
     swept = swept_keys(runs)
-    assert swept == ["estimator.bin_size", "seed"]
-    merged = aggregate(runs, [k for k in group_keys(swept) if not k.startswith("estimator.")])
+    assert swept == ["callbacks.binned.bin_size", "seed"]
+    merged = aggregate(
+        runs, [k for k in group_keys(swept) if not k.startswith("callbacks.binned.")]
+    )
     (curves,) = merged.values()
     assert {("bin:width:0.01", "H_T", 1), ("bin:width:0.1", "H_T", 1)} <= set(curves)
     assert curves[("sp", "I_XT", 1)].n.max() == 2  # one SP curve per seed, not per run
@@ -316,7 +318,7 @@ def test_report_on_a_real_sweep_with_failed_jobs(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     proc = run_cli(
         "-m", "--config-dir", str(ROOT / "tests" / "conf"), "experiment=sweep_tiny",
-        "estimator.bin_size=0.01,0.1", "noise.beta=0.01,-1", f"hydra.sweep.dir={sweep}",
+        "callbacks.binned.bin_size=0.01,0.1", "noise.beta=0.01,-1", f"hydra.sweep.dir={sweep}",
         cwd=tmp_path, env={"WANDB_MODE": "disabled"},
     )  # fmt: skip
     assert proc.returncode == 1 and "2 of 4 jobs failed" in proc.stderr, proc.stderr[-3000:]
@@ -332,5 +334,5 @@ def test_report_on_a_real_sweep_with_failed_jobs(tmp_path, capsys):
         size = dict(o.split("=", 1) for o in read_status(job / STATUS_FILE)["overrides"])
         # A scalar bin size on the command line works like a one-element list.
         assert {r["estimator"] for r in own if r["estimator"].startswith("bin:")} == {
-            f"bin:width:{float(size['estimator.bin_size']):g}"
+            f"bin:width:{float(size['callbacks.binned.bin_size']):g}"
         }

@@ -24,12 +24,12 @@ from tests.conftest import ROOT, run_cli, wandb_records
 
 SMALL = [
     "trainer.enable_progress_bar=false",
-    "estimator.n_inputs=64",
-    "estimator.n_replicas=4",
-    "estimator.n_mc=128",
-    "estimator.cluster_samples=100",
-    "estimator.n_points=null",
-    "estimator.every_n_epochs=1",
+    "callbacks.information.n_inputs=64",
+    "callbacks.information.n_replicas=4",
+    "callbacks.information.n_mc=128",
+    "callbacks.clustering.max_samples=100",
+    "schedule.n_points=null",
+    "schedule.every_n_epochs=1",
     "callbacks.plots=null",
     "callbacks.model_checkpoint.every_n_epochs=1",
 ]

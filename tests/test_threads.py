@@ -96,11 +96,11 @@ def test_measuring_callbacks_run_without_sched_getaffinity(make_cfg, monkeypatch
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
         "~logger.wandb",
-        "estimator.n_inputs=32",
-        "estimator.n_replicas=2",
-        "estimator.n_mc=64",
-        "estimator.cluster_samples=30",
-        "estimator.kde_noise_var=0.001",
+        "callbacks.information.n_inputs=32",
+        "callbacks.information.n_replicas=2",
+        "callbacks.information.n_mc=64",
+        "callbacks.clustering.max_samples=30",
+        "callbacks.binned.kde_noise_var=0.001",
         "callbacks.plots=null",
     )
     run(cfg)

@@ -3,7 +3,7 @@
 - :func:`gaussian_mixture_entropy`, :func:`sp_information` — the sample-propagation estimator of
   Goldfeld et al. (2019) for noisy networks;
 - :func:`binned_information` — binned H(T), I(X;T), I(T;Y) (Shwartz-Ziv & Tishby; Saxe et al.);
-  :func:`binned_information_members` the same for K networks at once;
+  one network or K at once;
 - :func:`kde_information` — Kolchinsky–Tracey bounds (Saxe et al.);
 - :func:`clustering_scores` and friends — how representations cluster by class;
 - :func:`ib_curve`, :func:`joint_from_samples` — the optimal information-bottleneck curve of p(x, y).
@@ -15,7 +15,6 @@ from infoflow.estimators.binning import (
     SCHEMES,
     bin_codes,
     binned_information,
-    binned_information_members,
     empirical_entropy,
 )
 from infoflow.estimators.clustering import (
@@ -35,7 +34,7 @@ from infoflow.estimators.mixture import (
     mixture_log_density,
 )
 from infoflow.estimators.result import Estimate, nats_to_bits
-from infoflow.estimators.sp import sp_information
+from infoflow.estimators.sp import sp_from_samples, sp_information
 
 __all__ = [
     "SCHEMES",
@@ -43,7 +42,6 @@ __all__ = [
     "IBCurve",
     "bin_codes",
     "binned_information",
-    "binned_information_members",
     "empirical_entropy",
     "clustering_scores",
     "cosine_similarity_distributions",
@@ -59,5 +57,6 @@ __all__ = [
     "mixture_log_density",
     "nats_to_bits",
     "silhouette_score",
+    "sp_from_samples",
     "sp_information",
 ]

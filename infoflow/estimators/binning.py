@@ -41,21 +41,10 @@ __all__ = [
     "SCHEMES",
     "bin_codes",
     "binned_information",
-    "binned_information_members",
     "empirical_entropy",
 ]
 
 SCHEMES = ("tishby", "width", "adaptive")
-
-
-def _check_inputs(activations: Tensor, labels: Tensor, sample_ids: Tensor | None) -> Tensor:
-    if isinstance(activations, Tensor) and activations.ndim == 1:
-        activations = activations[:, None]
-    activations = check_activations(activations, keep_float=True)
-    check_labels(labels, activations.shape[0])
-    if sample_ids is not None:
-        check_labels(sample_ids, activations.shape[0], "sample_ids")
-    return activations
 
 
 def _tishby_edges(n_bins: int, lo: float, hi: float, device) -> Tensor:
@@ -178,82 +167,6 @@ def _row_ids(codes: Tensor) -> Tensor:
     return torch.unique(codes, dim=0, return_inverse=True)[1]
 
 
-def _entropy(ids: Tensor, n: int) -> float:
-    counts = torch.bincount(ids).double()
-    p = counts[counts > 0] / n
-    return float(-(p * p.log()).sum())
-
-
-def _info_from_codes(codes: Tensor, y: tuple[Tensor, int], x: tuple[Tensor, int] | None) -> dict:
-    n = codes.shape[0]
-    t_ids = _row_ids(codes)
-    h_t = _entropy(t_ids, n)
-    y_ids, n_y = y
-    h_y = _entropy(y_ids, n)
-    h_ty = _entropy(_dense(t_ids * n_y + y_ids)[0], n)
-    i_xt = h_t
-    if x is not None:
-        x_ids, n_x = x
-        i_xt = h_t + _entropy(x_ids, n) - _entropy(_dense(t_ids * n_x + x_ids)[0], n)
-    return {"H_T": h_t, "I_XT": max(i_xt, 0.0), "I_TY": max(h_t + h_y - h_ty, 0.0)}
-
-
-def binned_information(
-    activations: Tensor,
-    labels: Tensor,
-    *,
-    n_bins: int | Sequence[int] | None = None,
-    bin_size: float | Sequence[float] | None = None,
-    value_range: tuple[float, float] | None = None,
-    scheme: str = "tishby",
-    sample_ids: Tensor | None = None,
-) -> dict:
-    r"""Entropy and mutual informations of a binned layer, in nats.
-
-    With :math:`B` the bin map of ``scheme`` applied to every unit and :math:`t_i = B(h_i)`:
-
-    .. math::
-        H(T) = -\sum_t p(t)\ln p(t), \quad I(X;T) = H(T) - H(T|X) = H(T)\ \text{(distinct rows)},
-        \quad I(T;Y) = H(T) - \sum_y p(y) H(T|Y=y),
-
-    with every probability the empirical frequency over the n rows.
-
-    Args:
-        activations: (n, d) float tensor, one layer's representation of n samples (CPU or CUDA);
-            its dtype matters only to ``width`` with ``bin_size`` (float32 division for float32).
-        labels: (n,) integer tensor of class labels.
-        n_bins: number of bins (``tishby``: number of edges, 30 in the paper), or a list of them.
-        bin_size: bin width, or a list of widths (not with ``adaptive``).
-        value_range: (lo, hi) for ``tishby`` (default (-1, 1)) and for ``width`` with ``n_bins``
-            (default: the layer's min and max); ignored otherwise.
-        scheme: ``"tishby"``, ``"width"`` or ``"adaptive"`` (see :func:`bin_codes`).
-        sample_ids: optional (n,) integer ids of the input behind each row, for repeated inputs.
-
-    Returns:
-        ``{"H_T", "I_XT", "I_TY"}`` as floats in nats; if ``n_bins`` or ``bin_size`` is a list,
-        a dict from each size to such a mapping.
-
-    Example:
-        >>> h = torch.tensor([[0.1], [0.12], [0.9], [-0.5]])
-        >>> r = binned_information(h, torch.tensor([0, 0, 1, 1]), bin_size=0.5, scheme="width")
-        >>> round(r["H_T"], 4), round(r["I_TY"], 4)  # bins {0, 0, 1, -1}
-        (1.0397, 0.6931)
-    """
-    activations = _check_inputs(activations, labels, sample_ids)
-    sizes = _check_size(n_bins, bin_size, scheme, value_range)
-    dev = activations.device
-    y = _dense(labels.to(dev))
-    x = _dense(sample_ids.to(dev)) if sample_ids is not None else None
-    by_count = n_bins is not None
-
-    def one(size) -> dict:
-        return _info_from_codes(_codes(activations, scheme, by_count, size, value_range), y, x)
-
-    if isinstance(sizes, Sequence):
-        return {s: one(s) for s in sizes}
-    return one(sizes)
-
-
 def _member_row_ids(codes: Tensor) -> Tensor:
     """Dense ids of the distinct (member, row) pairs of integer codes (K, n, d), shape (K, n): two
     rows share an id iff they belong to the same member and are equal. One mixed-radix int64 key
@@ -283,23 +196,60 @@ def _member_entropies(ids: Tensor) -> Tensor:
     return torch.zeros(k, dtype=torch.float64, device=ids.device).scatter_add_(0, owner, terms)
 
 
-def _members_info(codes: Tensor, labels: Tensor) -> list[dict]:
+def _members_info(codes: Tensor, labels: Tensor, sample_ids: Tensor | None) -> list[dict]:
+    """H(T), I(X;T), I(T;Y) of each member from its integer codes (K, n, d) and labels (K, n)
+    (and the ids of the inputs behind the rows, (K, n), when inputs repeat)."""
     k = codes.shape[0]
-    t_ids = _member_row_ids(codes)
-    y_ids, n_y = _dense(labels.reshape(-1))
-    y_ids = y_ids.view(labels.shape)
     member = torch.arange(k, device=codes.device).view(k, 1)
+    t_ids = _member_row_ids(codes)
+
+    def joint(ids: Tensor) -> Tensor:
+        """Each member's entropy of (T, ids): ids dense over all members, (K, n) -> (K,)."""
+        ids, n_ids = _dense(ids.reshape(-1))
+        return _member_entropies(_dense(t_ids.reshape(-1) * n_ids + ids)[0].view(t_ids.shape))
+
     h_t = _member_entropies(t_ids)
-    h_y = _member_entropies(member * n_y + y_ids)
-    h_ty = _member_entropies(_dense((t_ids * n_y + y_ids).reshape(-1))[0].view(labels.shape))
-    i_ty = (h_t + h_y - h_ty).clamp_min(0)
+    y_ids = _dense(labels.reshape(-1))[0].view(labels.shape)
+    n_y = int(y_ids.max()) + 1
+    i_ty = (h_t + _member_entropies(member * n_y + y_ids) - joint(y_ids)).clamp_min(0)
+    i_xt = h_t
+    if sample_ids is not None:  # I(X;T) = H(T) + H(X) − H(X, T) when inputs repeat
+        x_ids = _dense(sample_ids.reshape(-1))[0].view(sample_ids.shape)
+        n_x = int(x_ids.max()) + 1
+        i_xt = (h_t + _member_entropies(member * n_x + x_ids) - joint(x_ids)).clamp_min(0)
     return [
-        {"H_T": float(h), "I_XT": float(h), "I_TY": float(i)}
-        for h, i in zip(h_t.tolist(), i_ty.tolist(), strict=True)
+        {"H_T": float(h), "I_XT": float(x), "I_TY": float(i)}
+        for h, x, i in zip(h_t.tolist(), i_xt.tolist(), i_ty.tolist(), strict=True)
     ]
 
 
-def binned_information_members(
+def _as_members(activations: Tensor, labels: Tensor, sample_ids: Tensor | None) -> tuple:
+    """(activations (K, n, d), labels (K, n), sample_ids (K, n) | None, whether one network)."""
+    one = isinstance(activations, Tensor) and activations.ndim in (1, 2)
+    if one:
+        activations = activations.reshape(activations.shape[0], -1)[None]
+    if not isinstance(activations, Tensor) or activations.ndim != 3:
+        got = tuple(activations.shape) if isinstance(activations, Tensor) else type(activations)
+        raise ValueError(f"activations must be (n, d) or (K, n, d), got {got}")
+    k, n, d = activations.shape
+    check_activations(activations.reshape(k * n, d), keep_float=True)
+
+    def per_member(t: Tensor | None, name: str) -> Tensor | None:
+        if t is None:
+            return None
+        t = t.expand(k, n) if isinstance(t, Tensor) and t.ndim == 1 and t.shape[0] == n else t
+        if not isinstance(t, Tensor) or tuple(t.shape) != (k, n):
+            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(
+                f"{name} must be ({n},) or ({k}, {n}) for these activations, got {got}"
+            )
+        check_labels(t.reshape(-1), k * n, name)
+        return t.to(activations.device)
+
+    return activations, per_member(labels, "labels"), per_member(sample_ids, "sample_ids"), one
+
+
+def binned_information(
     activations: Tensor,
     labels: Tensor,
     *,
@@ -307,56 +257,66 @@ def binned_information_members(
     bin_size: float | Sequence[float] | None = None,
     value_range: tuple[float, float] | None = None,
     scheme: str = "tishby",
-) -> list[dict]:
-    """:func:`binned_information` of K networks at once (an ensemble's members): entry k is
-    ``binned_information(activations[k], labels[k], ...)``, the same exact counts, computed with
-    one ``unique`` per bin size for all members instead of K.
+    sample_ids: Tensor | None = None,
+) -> dict | list[dict]:
+    r"""Entropy and mutual informations of a binned layer, in nats, for one network or for K at
+    once (an ensemble's members: one ``unique`` per bin size for all of them).
+
+    With :math:`B` the bin map of ``scheme`` applied to every unit and :math:`t_i = B(h_i)`:
+
+    .. math::
+        H(T) = -\sum_t p(t)\ln p(t), \quad I(X;T) = H(T) - H(T|X) = H(T)\ \text{(distinct rows)},
+        \quad I(T;Y) = H(T) - \sum_y p(y) H(T|Y=y),
+
+    with every probability the empirical frequency over the n rows (of each member).
 
     Args:
-        activations: (K, n, d) float tensor, member k's representation of its n samples.
-        labels: (K, n) integer tensor, member k's labels.
-        n_bins, bin_size, value_range, scheme: as :func:`binned_information`; rules that depend
-            on a layer's values (``width`` with ``n_bins`` and no range, ``adaptive``) take each
-            member's own.
+        activations: (n, d) float tensor, one layer's representation of n samples, or (K, n, d),
+            member k's (CPU or CUDA); its dtype matters only to ``width`` with ``bin_size``
+            (float32 division for float32).
+        labels: (n,) integer class labels, or (K, n), member k's.
+        n_bins: number of bins (``tishby``: number of edges, 30 in the paper), or a list of them.
+        bin_size: bin width, or a list of widths (not with ``adaptive``).
+        value_range: (lo, hi) for ``tishby`` (default (-1, 1)) and for ``width`` with ``n_bins``
+            (default: the layer's min and max, each member's own); ignored otherwise.
+        scheme: ``"tishby"``, ``"width"`` or ``"adaptive"`` (see :func:`bin_codes`; rules that
+            look at a layer's values take each member's own).
+        sample_ids: optional (n,) or (K, n) integer ids of the input behind each row, for
+            repeated inputs.
 
     Returns:
-        A list of K results, each as :func:`binned_information` returns it (rows are distinct
-        samples: I(X; Bin T) = H(Bin T)).
+        ``{"H_T", "I_XT", "I_TY"}`` as floats in nats (if ``n_bins`` or ``bin_size`` is a list,
+        a dict from each size to such a mapping); for (K, n, d) activations a list of K of them.
 
     Example:
-        >>> h = torch.tensor([[[0.1], [0.12], [0.9], [-0.5]], [[0.1], [0.2], [0.3], [0.4]]])
-        >>> y = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])
-        >>> r = binned_information_members(h, y, bin_size=0.5, scheme="width")
-        >>> [round(m["I_TY"], 4) for m in r]  # member 1: one bin, nothing about y
+        >>> h = torch.tensor([[0.1], [0.12], [0.9], [-0.5]])
+        >>> r = binned_information(h, torch.tensor([0, 0, 1, 1]), bin_size=0.5, scheme="width")
+        >>> round(r["H_T"], 4), round(r["I_TY"], 4)  # bins {0, 0, 1, -1}
+        (1.0397, 0.6931)
+        >>> two = torch.stack([h[:, 0], torch.tensor([0.1, 0.2, 0.3, 0.4])])[..., None]
+        >>> [round(m["I_TY"], 4) for m in binned_information(two, torch.tensor([0, 0, 1, 1]), bin_size=0.5, scheme="width")]
         [0.6931, 0.0]
     """
-    if activations.ndim != 3 or labels.shape != activations.shape[:2]:
-        raise ValueError(
-            "activations must be (K, n, d) and labels (K, n), got "
-            f"{tuple(activations.shape)} and {tuple(labels.shape)}"
-        )
-    k, n, d = activations.shape
-    check_labels(labels.reshape(-1), k * n)
-    check_activations(activations.reshape(k * n, d), keep_float=True)
+    activations, labels, sample_ids, one = _as_members(activations, labels, sample_ids)
     sizes = _check_size(n_bins, bin_size, scheme, value_range)
     by_count = n_bins is not None
-    labels = labels.to(activations.device)
-    # Rules that look at a layer's values must see each member's own; the others are elementwise.
     per_member = scheme == "adaptive" or (scheme == "width" and by_count and value_range is None)
 
-    def one(size) -> list[dict]:
+    def at(size) -> list[dict]:
         if per_member:
             codes = torch.stack(
                 [_codes(a, scheme, by_count, size, value_range) for a in activations]
             )
         else:
             codes = _codes(activations, scheme, by_count, size, value_range)
-        return _members_info(codes, labels)
+        return _members_info(codes, labels, sample_ids)
 
     if isinstance(sizes, Sequence):
-        per_size = {s: one(s) for s in sizes}
-        return [{s: r[k] for s, r in per_size.items()} for k in range(activations.shape[0])]
-    return one(sizes)
+        per_size = {size: at(size) for size in sizes}
+        results = [{size: r[k] for size, r in per_size.items()} for k in range(len(activations))]
+    else:
+        results = at(sizes)
+    return results[0] if one else results
 
 
 def empirical_entropy(samples: Tensor) -> float:

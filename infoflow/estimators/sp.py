@@ -47,7 +47,7 @@ from infoflow.estimators.mixture.entropy import (
 from infoflow.estimators.mixture.kernels import F64, dense_lse
 from infoflow.estimators.result import Estimate
 
-__all__ = ["SampleComplexityWarning", "sp_information", "sp_width_limit"]
+__all__ = ["SampleComplexityWarning", "sp_from_samples", "sp_information", "sp_width_limit"]
 
 SampleFn = Callable[[Tensor], Sequence[Tensor]]
 _NAN = Estimate(math.nan, math.nan)
@@ -154,11 +154,64 @@ def sp_information(
     if max_width is not None and (int(max_width) != max_width or max_width < 1):
         raise ValueError(f"max_width must be a positive integer or None, got {max_width}")
     samples = _propagate(sample_fn, inputs, int(n_replicas), chunk_size)
+    wanted = {i: s for i, s in enumerate(samples) if max_width is None or s.shape[-1] <= max_width}
+    result = sp_from_samples(
+        list(wanted.values()),
+        labels,
+        sigma=sigma,
+        n_mc=n_mc,
+        target_stderr=target_stderr,
+        tol=tol,
+        generator=generator,
+        chunk_elements=chunk_elements,
+    )
+    return {layer: result[j] for j, layer in enumerate(wanted)}
+
+
+def sp_from_samples(
+    samples: Sequence[Tensor],
+    labels: Tensor | None = None,
+    *,
+    sigma: float,
+    n_mc: int | None = None,
+    target_stderr: float = DEFAULT_TARGET_STDERR,
+    tol: float = DEFAULT_TOL,
+    generator: torch.Generator | None = None,
+    chunk_elements: int | None = None,
+) -> dict[int, dict[str, Estimate]]:
+    """:func:`sp_information` from samples already propagated: the caller ran the network (e.g.
+    every member of an ensemble in one pass).
+
+    Args:
+        samples: per layer, the (N, R, d_ℓ) pre-noise samples S_ℓ: R replicas of each of N inputs.
+        labels: optional (N,) integer labels of the inputs.
+        sigma, n_mc, target_stderr, tol, generator, chunk_elements: as :func:`sp_information`.
+
+    Returns:
+        {position in ``samples``: {"I_XT", "I_TY", "h_T", "h_T_given_X", "h_T_given_Y":
+        Estimate}}, nats.
+
+    Example:
+        >>> s = torch.tensor([[[0.0], [0.0]], [[1.0], [1.0]]])  # 2 inputs, 2 replicas, d = 1
+        >>> out = sp_from_samples([s], sigma=0.01, n_mc=400, generator=torch.Generator().manual_seed(0))
+        >>> round(out[0]["I_XT"].value, 3)  # two far-apart inputs: ln 2
+        0.693
+    """
+    sigma = check_sigma(sigma)
+    tol = check_tol(tol)
+    check_n_mc(n_mc)
+    if isinstance(samples, Tensor) or not samples:
+        raise ValueError("samples must be a non-empty list of (N, R, d) tensors, one per layer")
     out = {}
     for layer, s in enumerate(samples):
+        if not isinstance(s, Tensor) or s.ndim != 3 or s.shape[1] < 2:
+            shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+            raise ValueError(f"samples[{layer}] must be (N, R >= 2, d), got {shape}")
+        if not bool(torch.isfinite(s).all()):
+            raise ValueError(f"samples[{layer}] holds NaN or inf")
+        if labels is not None:
+            _check_inputs(s, labels)
         n, r, d = s.shape
-        if max_width is not None and d > max_width:
-            continue
         if d > sp_width_limit(n * r):
             warnings.warn(
                 f"SP estimate of layer {layer} (width d={d}) from n={n * r} samples is not "

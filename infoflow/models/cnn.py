@@ -1,4 +1,6 @@
-"""The four-layer MNIST CNN of the noisy-network experiments, built as a NoisyNetwork.
+"""The four-layer MNIST CNN of the noisy-network experiments: a plain ``nn.Sequential`` whose hidden
+blocks ``block1`` … ``block3`` are the measured layers (``conf/model/mnist_cnn.yaml`` wraps it in
+:class:`~infoflow.models.named_layers.NamedLayers`, which adds the noise after each block).
 
 Goldfeld et al. (2019) compare a deterministic, a noisy (β = 0.01) and a dropout CNN on MNIST.
 Ours has four weight layers (two convolutions, two fully connected) grouped into three hidden
@@ -27,12 +29,19 @@ with the activation computed on a quarter of the elements.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Annotated
 
 from torch import nn
 
-from infoflow.models.mlp import make_activation
-from infoflow.models.network import NoisyNetwork
+from infoflow.models.mlp import ACTIVATIONS, make_activation
+from infoflow.specs import POSITIVE_INT, Spec, checked, choice, integer, list_of, number
+
+ODD = Spec(
+    lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1 and v % 2 == 1,
+    "must be an odd integer >= 1",
+)
 
 IMAGE_SIZE = 28  # MNIST: (1, 28, 28) inputs
 
@@ -44,17 +53,22 @@ def _finish(layers: list[nn.Module], dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def noisy_cnn(
-    channels: Sequence[int] = (32, 64),
-    fc_width: int = 128,
-    activation: str = "relu",
-    dropout: float = 0.0,
-    kernel_size: int = 5,
-    in_channels: int = 1,
-    n_classes: int = 10,
-    beta: float = 0.0,
-    noise_at_eval: bool = False,
-) -> NoisyNetwork:
+#: The measured layers of :func:`mnist_cnn`: its three hidden blocks.
+HIDDEN_BLOCKS = ("block1", "block2", "block3")
+
+
+@checked
+def mnist_cnn(
+    channels: Annotated[
+        Sequence[int], list_of(POSITIVE_INT, "two positive integers, e.g. [32,64]", length=2)
+    ] = (32, 64),
+    fc_width: Annotated[int, POSITIVE_INT] = 128,
+    activation: Annotated[str, choice(*ACTIVATIONS)] = "relu",
+    dropout: Annotated[float, number(0, 1, hi_open=True)] = 0.0,
+    kernel_size: Annotated[int, ODD] = 5,
+    in_channels: Annotated[int, POSITIVE_INT] = 1,
+    n_classes: Annotated[int, integer(2)] = 10,
+) -> nn.Sequential:
     """The CNN of the module docstring: input (B, in_channels, 28, 28) → logits (B, n_classes).
 
     Args:
@@ -63,19 +77,11 @@ def noisy_cnn(
         activation: tanh | relu | leaky_relu | linear.
         dropout: dropout probability at the end of each hidden block; 0 is off.
         kernel_size: odd square kernel, padded to keep the map size before pooling.
-        beta: std of the Gaussian noise after each hidden block; 0 is deterministic.
-        noise_at_eval: keep the noise on in eval mode.
     """
-    if len(channels) != 2 or min(channels) < 1:
-        raise ValueError(f"channels must be two positive integers, got {list(channels)}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (padding keeps the size), got {kernel_size}")
     c1, c2 = channels
     pad = kernel_size // 2
     side = IMAGE_SIZE // 4  # two 2×2 poolings: 28 → 14 → 7
-    blocks = [
+    blocks = [  # block1, block2, block3: the measured layers
         _finish(
             [
                 nn.Conv2d(in_channels, c1, kernel_size, padding=pad),
@@ -97,4 +103,5 @@ def noisy_cnn(
             dropout,
         ),
     ]
-    return NoisyNetwork(blocks, nn.Linear(fc_width, n_classes), beta, noise_at_eval)
+    named = [*zip(HIDDEN_BLOCKS, blocks, strict=True), ("head", nn.Linear(fc_width, n_classes))]
+    return nn.Sequential(OrderedDict(named))

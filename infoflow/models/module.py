@@ -1,117 +1,31 @@
-"""The LightningModule: cross-entropy training of K networks as one (an ensemble,
-:mod:`infoflow.models.ensemble`; K = 1 for a single run), noiseless evaluation, and the typed
-interface the measuring callbacks use (:class:`Measurement`, :class:`EnsembleMeasurement`,
-:meth:`ClassifierModule.measurement`, :meth:`ClassifierModule.epoch_record`,
-:meth:`ClassifierModule.weights`).
+"""The LightningModule that trains infoflow's networks: cross-entropy training of K networks as
+one (:class:`~infoflow.models.network.Network`; K = 1 for a single run), noiseless evaluation, and
+the two methods the measuring callbacks read (:class:`infoflow.callbacks.Measurable`):
+:meth:`ClassifierModule.measured_network` and :meth:`ClassifierModule.measurement_data`.
 
-Models import no estimators: a :class:`Measurement` holds representations and a sample function,
-which the callbacks hand to the estimators.
+Models import no estimators and no callbacks: the callbacks measure the network through its
+:class:`~infoflow.models.network.Network` interface.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from infoflow.models.ensemble import MLPEnsemble, SingleNetwork
-from infoflow.models.network import NoisyNetwork
+from infoflow.errors import ModelError, one_line
+from infoflow.models.network import Network
 
 
 @runtime_checkable
 class EvaluationData(Protocol):
-    """What a datamodule offers the measurements: each member's evaluation inputs and labels."""
+    """What a datamodule offers the measurements: every member's evaluation inputs (K, n, ...)
+    and labels (K, n)."""
 
-    def eval_set(self, member: int = 0) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-class Measurement:
-    """One scheduled epoch's view of one network (one ensemble member) on its evaluation set,
-    shared by every measuring callback: each representation is computed at most once, on first
-    use, without gradients, and kept until the next epoch. The caller sets the mode
-    (``callbacks.schedule.measuring``: eval).
-
-    Attributes:
-        epoch: completed training epochs.
-        inputs, labels: the evaluation set, (n, ...) and (n,), on the model's device.
-        beta: the noise's standard deviation (0: a deterministic network).
-        sample_fn: S_ℓ of every hidden layer for a batch of inputs, fresh noise in the earlier
-            layers: the SP estimator's ``sample_fn``.
-        seed, member: the member's seed (what its records carry) and its index in the ensemble.
-    """
-
-    def __init__(
-        self,
-        net: NoisyNetwork,
-        inputs: torch.Tensor,
-        labels: torch.Tensor,
-        epoch: int,
-        *,
-        seed: int = 0,
-        member: int = 0,
-    ):
-        self._net = net
-        self.inputs, self.labels, self.epoch = inputs, labels, epoch
-        self.seed, self.member = seed, member
-        self.beta: float = net.beta
-        self.sample_fn: Callable[[torch.Tensor], list[torch.Tensor]] = net.sample_pre_noise
-
-    @cached_property
-    @torch.no_grad()
-    def noiseless(self) -> list[torch.Tensor]:
-        """Every hidden layer's S_ℓ with the noise off everywhere, flattened to (n, d_ℓ)."""
-        return [o.pre_noise for o in self._net.representations(self.inputs, noise=False)]
-
-    @cached_property
-    @torch.no_grad()
-    def _noisy_pass(self) -> list:
-        return self._net.representations(self.inputs, noise=True)
-
-    @property
-    def pre_noise(self) -> list[torch.Tensor]:
-        """Every hidden layer's S_ℓ with noise on in the earlier layers (one noisy pass), (n, d_ℓ)."""
-        return [o.pre_noise for o in self._noisy_pass]
-
-    @property
-    def noisy(self) -> list[torch.Tensor]:
-        """Every hidden layer's T_ℓ = S_ℓ + βZ of the same noisy pass, (n, d_ℓ)."""
-        return [o.noisy for o in self._noisy_pass]
-
-    @cached_property
-    @torch.no_grad()
-    def widths(self) -> list[int]:
-        """d_ℓ of every hidden layer (one input propagated)."""
-        return [
-            o.pre_noise.shape[1] for o in self._net.hidden_outputs(self.inputs[:1], noise=False)[0]
-        ]
-
-
-class EnsembleMeasurement:
-    """One scheduled epoch's measurements of every member: ``members[k]`` is member k's
-    :class:`Measurement` (its own network, evaluation set and seed). Callbacks that can batch over
-    members stack their representations (:meth:`stacked`)."""
-
-    def __init__(self, members: list[Measurement], epoch: int) -> None:
-        self.members, self.epoch = members, epoch
-        self.seeds = [m.seed for m in members]
-
-    def stacked(self, name: str) -> list[torch.Tensor]:
-        """Every layer's ``noiseless`` / ``pre_noise`` / ``noisy`` representations of all members,
-        (K, n, d_ℓ) per layer."""
-        per_member = [getattr(m, name) for m in self.members]
-        return [torch.stack(layer) for layer in zip(*per_member, strict=True)]
-
-    @property
-    def labels(self) -> torch.Tensor:
-        """Every member's evaluation labels, (K, n)."""
-        return torch.stack([m.labels for m in self.members])
-
-
-Ensemble = MLPEnsemble | SingleNetwork
+    def eval_set(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class ClassifierModule(pl.LightningModule):
@@ -127,21 +41,15 @@ class ClassifierModule(pl.LightningModule):
     callbacks turn records into logged values.
     """
 
-    def __init__(
-        self,
-        net: Ensemble | NoisyNetwork,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        orth_alpha: float = 0.0,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, net: Network, optimizer: Callable[..., torch.optim.Optimizer]) -> None:
         super().__init__()
-        self.net = SingleNetwork(net, seed) if isinstance(net, NoisyNetwork) else net
+        if not isinstance(net, Network):
+            raise TypeError(f"net must be an infoflow Network, got {type(net).__name__}")
+        self.net = net
         self.optimizer_factory = optimizer
-        self.orth_alpha = orth_alpha
         self.automatic_optimization = False
         self._sums: dict[str, torch.Tensor] = {}
         self._record: dict[str, list[float]] = {}
-        self._measurement: EnsembleMeasurement | None = None
 
     @property
     def seeds(self) -> list[int]:
@@ -196,18 +104,28 @@ class ClassifierModule(pl.LightningModule):
                 self._record[f"{name}/loss"] = (loss_sum / n).tolist()
                 self._record[f"{name}/acc"] = (correct / n).tolist()
 
+    def on_fit_start(self) -> None:
+        """Run the network once on two evaluation inputs: a forward that fails or returns the
+        wrong shape is one line (a :class:`~infoflow.errors.ModelError`) before any training."""
+        x, y = self.measurement_data()
+        check_network(self.net, x[:, :2], int(y.max()) + 1)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         # Manual optimisation: one plain step, with the orthonormality rule right after it. Lightning's
         # automatic closure costs more per step than the whole SZT forward/backward.
         x, y = batch
-        logits = self.net(x)
+        try:
+            logits = self.net(x)
+        except RuntimeError as exc:  # eval mode ran (on_fit_start): what only training does
+            if self.global_step:
+                raise
+            raise ModelError(f"model: the network fails in training mode: {one_line(exc)}") from exc
         losses = self._member_losses(logits, y)
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(losses.sum())  # member k's gradient is its own loss's
         opt.step()
-        if self.orth_alpha > 0:
-            self.net.orthonormalize_(self.orth_alpha)
+        self.net.after_optimizer_step()  # e.g. the orthonormality rule
         # Sums stay on the device (no sync per step): loss and correct answers with noise on.
         n = y.shape[1]
         self._noisy_loss_sum += losses.detach() * n
@@ -219,10 +137,6 @@ class ClassifierModule(pl.LightningModule):
         self._noisy_loss_sum = torch.zeros(k, device=self.device)
         self._noisy_correct = torch.zeros(k, device=self.device, dtype=torch.long)
         self._noisy_count = 0
-        self._measurement = None  # the last epoch's representations: free them
-
-    def on_train_end(self) -> None:
-        self._measurement = None
 
     def epoch_record(self) -> dict[str, list[float]]:
         """This epoch's ``<split>/<quantity>`` values, one per member in member order
@@ -237,32 +151,43 @@ class ClassifierModule(pl.LightningModule):
         record, self._record = self._record, {}
         return record
 
-    def measurement(self, epoch: int) -> EnsembleMeasurement:
-        """The shared :class:`EnsembleMeasurement` of ``epoch``, every member on its evaluation
-        set: built on the first call of a training step, the same object for every later call."""
-        m = self._measurement
-        if m is not None and m.epoch == epoch:
-            return m
+    @torch.no_grad()
+    def initial_record(self) -> dict[str, list[float]]:
+        """The noiseless ``train/*`` and ``val/*`` loss and accuracy before any training (epoch
+        0 of ``training.csv``), one value per member; the mode is restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            for loader in self.trainer.datamodule.val_dataloader():
+                for x, y in loader:
+                    self._accumulate(loader.name, self.net(x.to(self.device)), y.to(self.device))
+            self._keep_sums(list(self._sums))
+        finally:
+            self.train(was_training)
+        record, self._record = self._record, {}
+        return record
+
+    # --------------------------------------------------- what the measuring callbacks read
+
+    def measured_network(self) -> Network:
+        """The K networks to measure (:class:`infoflow.callbacks.Measurable`)."""
+        return self.net
+
+    def measurement_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's evaluation inputs (K, n, ...) and labels (K, n), from the datamodule,
+        on the model's device (:class:`infoflow.callbacks.Measurable`)."""
         data = self.trainer.datamodule
         if not isinstance(data, EvaluationData):
             raise TypeError(f"{type(data).__name__} has no eval_set(): nothing to measure on")
-        members = [
-            Measurement(self.net.member(k), *data.eval_set(k), epoch, seed=seed, member=k)
-            for k, seed in enumerate(self.seeds)
-        ]
-        self._measurement = EnsembleMeasurement(members, epoch)
-        return self._measurement
-
-    def weights(self) -> list[torch.Tensor]:
-        """The weight of every layer in order, hidden layers then the read-out; stacked
-        (K, out, in) for an :class:`MLPEnsemble` (``net.stacked``)."""
-        return self.net.weights()
+        return data.eval_set()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["noise_generators"] = self.net.noise_state()
+        if hasattr(self.net, "noise_state"):  # MLPEnsemble: the members' training-noise streams
+            checkpoint["noise_generators"] = self.net.noise_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.net.load_noise_state(checkpoint.get("noise_generators", []))
+        if hasattr(self.net, "load_noise_state"):
+            self.net.load_noise_state(checkpoint.get("noise_generators", []))
 
     def validation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
@@ -280,3 +205,33 @@ class ClassifierModule(pl.LightningModule):
             self._sums = {k: v for k, v in self._sums.items() if k not in names}
             return
         self._keep_sums(names)
+
+
+@torch.no_grad()
+def check_network(net: Network, x: torch.Tensor, n_classes: int) -> None:
+    """Raise a one-line :class:`~infoflow.errors.ModelError` unless ``net`` maps inputs x
+    (K, B, ...) to logits (K, B, C) with C ≥ ``n_classes`` and gives every measured layer's
+    output as (K, B, d) (checked in eval mode; the mode is restored)."""
+    k, b = x.shape[:2]
+    was_training = net.training
+    net.eval()
+    try:
+        logits = net(x)
+        outputs = net.layer_outputs(x, noise=False)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ModelError(
+            f"model: the network cannot run on inputs of shape {tuple(x.shape[2:])}: "
+            f"{one_line(exc)}"
+        ) from exc
+    finally:
+        net.train(was_training)
+    if logits.ndim != 3 or tuple(logits.shape[:2]) != (k, b) or logits.shape[2] < n_classes:
+        raise ModelError(
+            f"model: forward must return logits (batch, n_classes >= {n_classes}) for inputs of "
+            f"shape {tuple(x.shape[2:])}, got {tuple(logits.shape[1:])}"
+        )
+    for name, out in zip(net.layer_names, outputs, strict=True):
+        if out.pre_noise.ndim != 3 or tuple(out.pre_noise.shape[:2]) != (k, b):
+            raise ModelError(
+                f"model: layer {name} gives {tuple(out.pre_noise.shape)}, not (K, B, d)"
+            )

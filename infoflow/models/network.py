@@ -1,102 +1,85 @@
-"""A network of hidden blocks, each followed by Gaussian noise, and a linear read-out.
+"""What every network infoflow trains and measures offers: K ≥ 1 members run as one, and each
+measured layer's output before and after Goldfeld et al.'s noise.
 
-Layer ℓ computes S_ℓ = block_ℓ(T_{ℓ-1}) (affine map + activation) and T_ℓ = S_ℓ + β·Z_ℓ, with T_0 = X.
-No noise on the input or on the logits. This class knows nothing about estimators: it only exposes
-every hidden layer's pre-noise S_ℓ and noisy T_ℓ, which the estimators consume.
+Layer ℓ of a noisy network (Goldfeld et al. 2019) computes S_ℓ (its output, which carries the
+noise of the layers before it) and passes on T_ℓ = S_ℓ + β·Z_ℓ, Z_ℓ ~ N(0, I); β = 0 is a
+deterministic network. Every tensor has the member dimension first: inputs (K, B, ...), logits
+(K, B, n_classes), layer outputs (K, B, d_ℓ) flattened. A single network is K = 1.
+
+Two implementations: :class:`~infoflow.models.mlp.MLPEnsemble` (stacked weights and batched
+products: the SZT net and the single neuron) and :class:`~infoflow.models.named_layers.NamedLayers`
+(any ``nn.Module``, its layers named, K members through ``torch.func``). Models import no
+estimators; the measuring callbacks read networks only through :class:`Network`.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
-import torch
-from torch import nn
+import numpy as np
+from torch import Tensor
 
-from infoflow.models.noise import GaussianNoise
-
-
-class HiddenOutput(NamedTuple):
-    """One hidden layer's representation, flattened to (batch, d): pre-noise S and noisy T."""
-
-    pre_noise: torch.Tensor
-    noisy: torch.Tensor
+#: Independent random streams of a member, derived from its seed.
+INIT_STREAM, NOISE_STREAM = 0, 1
 
 
-class NoisyNetwork(nn.Module):
-    """Hidden blocks with noise after each, then a head producing logits."""
+class LayerOutput(NamedTuple):
+    """One measured layer of K members, flattened to (K, B, d): S_ℓ and T_ℓ = S_ℓ + β·Z."""
 
-    def __init__(
-        self,
-        blocks: list[nn.Module],
-        head: nn.Module,
-        beta: float = 0.0,
-        noise_at_eval: bool = False,
-    ) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.head = head
-        self.noise = GaussianNoise(beta, at_eval=noise_at_eval)
+    pre_noise: Tensor
+    noisy: Tensor
 
-    @property
-    def beta(self) -> float:
-        return self.noise.beta
 
-    @property
-    def n_hidden(self) -> int:
-        return len(self.blocks)
+@runtime_checkable
+class Network(Protocol):
+    """K networks measured at once (an ensemble; K = 1 for one network).
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits; noise on or off according to train/eval mode and ``noise_at_eval``."""
-        t = x
-        for block in self.blocks:
-            t = self.noise(block(t))
-        return self.head(t)
+    Attributes:
+        seeds: member k's seed, what its records carry.
+        beta: the std of the Gaussian noise after every measured layer; 0: deterministic.
+        layer_names: the measured layers T_1 … T_L, in order.
+    """
 
-    def hidden_outputs(
-        self, x: torch.Tensor, *, noise: bool
-    ) -> tuple[list[HiddenOutput], torch.Tensor]:
-        """Every hidden layer's (S_ℓ, T_ℓ), flattened, and the logits, with noise explicitly on/off."""
-        outputs, t = [], x
-        for block in self.blocks:
-            s = block(t)
-            t = self.noise(s, noise=noise)
-            outputs.append(HiddenOutput(s.flatten(1), t.flatten(1)))
-        return outputs, self.head(t)
+    seeds: list[int]
+    beta: float
+    layer_names: list[str]
 
-    def representations(
-        self, x: torch.Tensor, *, noise: bool, batch_size: int = 4096
-    ) -> list[HiddenOutput]:
-        """Every hidden layer's (S_ℓ, T_ℓ) of a whole set ``x``, computed ``batch_size`` inputs at a
-        time (bounded memory for large sets) and concatenated."""
-        parts = [
-            self.hidden_outputs(x[i : i + batch_size], noise=noise)[0]
-            for i in range(0, len(x), batch_size)
-        ]
-        return [
-            HiddenOutput(*(torch.cat([p[k][j] for p in parts]) for j in range(2)))
-            for k in range(len(parts[0]))
-        ]
+    def __call__(self, x: Tensor) -> Tensor:
+        """Logits (K, B, n_classes) of inputs (K, B, ...); noise on in training mode (or with
+        ``noise_at_eval``)."""
+        ...
 
-    def sample_pre_noise(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """S_ℓ of every hidden layer, with fresh noise in all earlier layers: the SP estimator's
-        ``sample_fn``. Replicate ``x`` (``x.repeat_interleave(R, 0)``) to propagate R copies at once."""
-        outputs, _ = self.hidden_outputs(x, noise=True)
-        return [o.pre_noise for o in outputs]
+    def layer_outputs(self, x: Tensor, *, noise: bool) -> list[LayerOutput]:
+        """Every measured layer's (S_ℓ, T_ℓ), each (K, B, d_ℓ), of inputs (K, B, ...), with the
+        noise on or off whatever the mode; noise from torch's global generator."""
+        ...
 
-    def propagate(self, x: torch.Tensor, n_replicas: int) -> list[torch.Tensor]:
-        """R noisy propagations of each input in one batched call: per layer a (batch, R, d) tensor
-        of pre-noise S_ℓ."""
-        rep = x.repeat_interleave(n_replicas, dim=0)
-        return [s.view(x.shape[0], n_replicas, -1) for s in self.sample_pre_noise(rep)]
+    def weights(self) -> list[Tensor]:
+        """The weight parameter of every weight layer in order (the read-out last), member first:
+        (K, out, in) (convolution kernels (K, out, in, kh, kw))."""
+        ...
 
-    def linear_layers(self) -> list[nn.Linear | nn.Conv2d]:
-        """The weight layers of the hidden blocks (all but the read-out), in order."""
-        return [m for b in self.blocks for m in b.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
 
-    @torch.no_grad()
-    def orthonormalize_(self, alpha: float) -> None:
-        """One step of W ← W − α(W Wᵀ W − W) on every hidden weight (Goldfeld et al.'s
-        orthonormality regularisation; drives W Wᵀ toward I). Conv kernels act as (out, in·k·k)."""
-        for layer in self.linear_layers():
-            w = layer.weight.view(layer.weight.shape[0], -1)
-            w -= alpha * (w @ w.T @ w - w)
+def member_seed(seed: int, stream: int) -> int:
+    """A 32-bit seed for one random stream of the member of seed ``seed`` (NumPy's SeedSequence:
+    distinct streams and distinct seeds give unrelated generators).
+
+    >>> member_seed(0, INIT_STREAM) != member_seed(0, NOISE_STREAM) != member_seed(1, INIT_STREAM)
+    True
+    """
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+def check_beta(beta: float) -> float:
+    """β as a float, or one ValueError line."""
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not beta >= 0:
+        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    return float(beta)
+
+
+def check_seeds(seeds: object) -> list[int]:
+    """Seeds as a non-empty list of ints in [0, 2^32), or one ValueError line."""
+    out = list(seeds) if not isinstance(seeds, int) else [seeds]
+    if not out or any(isinstance(s, bool) or int(s) != s or not 0 <= s < 2**32 for s in out):
+        raise ValueError(f"seeds must be a non-empty list of integers in [0, 2**32), got {seeds}")
+    return [int(s) for s in out]

@@ -70,7 +70,7 @@ def draw_figures(
 
     keys = group_keys(swept)
     curves = _labelled(aggregate(runs, keys), keys)
-    bin_keys = [k for k in keys if not k.startswith("estimator.")]  # bin sizes side by side
+    bin_keys = [k for k in keys if not k.startswith("callbacks.binned.")]  # bin sizes side by side
     jobs: list[tuple[str, Any]] = []
     if estimator is not None:
         stem = plane_filename(estimator).removeprefix("information_plane_")

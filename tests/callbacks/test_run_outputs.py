@@ -16,13 +16,13 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "~logger.wandb",
     "model.hidden=[4,3]",
-    "estimator.n_replicas=4",
-    "estimator.n_inputs=256",
-    "estimator.n_mc=512",
-    "estimator.n_points=2",
-    "estimator.bin_size=[0.05,0.5]",
-    "estimator.kde_noise_var=0.001",
-    "estimator.cluster_samples=200",
+    "callbacks.information.n_replicas=4",
+    "callbacks.information.n_inputs=256",
+    "callbacks.information.n_mc=512",
+    "schedule.n_points=2",
+    "callbacks.binned.bin_size=[0.05,0.5]",
+    "callbacks.binned.kde_noise_var=0.001",
+    "callbacks.clustering.max_samples=200",
     "callbacks.plots.min_interval_s=100000",  # draw once, at the end
 ]
 
@@ -124,4 +124,6 @@ def test_resume_from_checkpoint_keeps_the_history(make_cfg, tmp_path):
     first_rows = read_records(tmp_path / "first/information.csv")
     assert canonical(first_rows) == canonical(r for r in rows if r["epoch"] <= 2)
     training = read_records(tmp_path / "second/training.csv")
-    assert sorted({r["epoch"] for r in training}) == [1, 2, 3, 4]
+    assert sorted({r["epoch"] for r in training}) == [0, 1, 2, 3, 4]  # 0: before training
+    t_keys = [(r["seed"], r["epoch"], r["estimator"], r["quantity"]) for r in training]
+    assert len(t_keys) == len(set(t_keys))  # no epoch twice

@@ -24,7 +24,7 @@ class FakeModule:
 
 @pytest.mark.parametrize(("every", "expected"), [(1, list(range(1, 26))), (10, [10, 20, 25])])
 def test_rows_per_member_at_the_recorded_epochs(tmp_path, every, expected):
-    cb = TrainingRecordCallback(str(tmp_path), seed=3, every_n_epochs=every)
+    cb = TrainingRecordCallback(str(tmp_path), every_n_epochs=every)
     module = FakeModule()
     trainer = SimpleNamespace(is_global_zero=True, max_epochs=25, loggers=[], global_step=0)
     for e in range(25):
@@ -44,4 +44,4 @@ def test_rows_per_member_at_the_recorded_epochs(tmp_path, every, expected):
 
 def test_every_n_epochs_must_be_a_positive_integer(tmp_path):
     with pytest.raises(ValueError, match="every_n_epochs"):
-        TrainingRecordCallback(str(tmp_path), seed=0, every_n_epochs=0)
+        TrainingRecordCallback(str(tmp_path), every_n_epochs=0)

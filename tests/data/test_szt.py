@@ -101,10 +101,10 @@ def test_seeded_split_sizes_and_disjointness():
 
 
 def test_datamodule_evaluates_on_all_inputs_by_default():
-    dm = SZTDataModule(train_fraction=0.5, seed=3)
+    dm = SZTDataModule(train_fraction=0.5, seeds=[3])
     dm.setup()
     x_eval, y_eval = dm.eval_set()
-    assert x_eval.shape == (4096, 12) and int(y_eval.sum()) == 2118
+    assert x_eval.shape == (1, 4096, 12) and int(y_eval.sum()) == 2118  # (members, n, features)
     assert dm.tensors["x_train"].shape == (1, 2048, 12)  # (members, n, features)
     batches = list(dm.train_dataloader())
     assert len(batches) == 8 and sum(b[0].shape[1] for b in batches) == 2048

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from infoflow.estimators import bin_codes, binned_information, binned_information_members
+from infoflow.estimators import bin_codes, binned_information
 
 
 def brute_force(codes: torch.Tensor, y: torch.Tensor) -> dict:
@@ -33,7 +33,7 @@ def test_each_member_matches_a_brute_force_count(scheme, sizes):
     acts[2] *= 0.1  # a member squeezed near 0: few bins
     acts[3, :100] = acts[3, 100:]  # duplicated rows
     labels = torch.randint(0, 3, (4, 200), generator=gen)
-    got = binned_information_members(acts, labels, scheme=scheme, **sizes)
+    got = binned_information(acts, labels, scheme=scheme, **sizes)
     for k in range(4):
         codes = bin_codes(acts[k], scheme=scheme, **sizes)
         expected = brute_force(codes, labels[k])
@@ -49,7 +49,7 @@ def test_wide_codes_fall_back_to_an_exact_row_unique():
     gen = torch.Generator().manual_seed(1)
     acts = torch.randn(2, 300, 12, generator=gen) * 1e6
     labels = torch.randint(0, 2, (2, 300), generator=gen)
-    got = binned_information_members(acts, labels, scheme="width", bin_size=[1.0, 1e7])
+    got = binned_information(acts, labels, scheme="width", bin_size=[1.0, 1e7])
     for k in range(2):
         single = binned_information(acts[k], labels[k], scheme="width", bin_size=[1.0, 1e7])
         for size in (1.0, 1e7):
@@ -58,5 +58,7 @@ def test_wide_codes_fall_back_to_an_exact_row_unique():
 
 
 def test_shapes_are_checked():
-    with pytest.raises(ValueError, match=r"\(K, n, d\)"):
-        binned_information_members(torch.rand(10, 3), torch.zeros(10, dtype=torch.long), n_bins=3)
+    with pytest.raises(ValueError, match=r"labels must be \(10,\) or \(2, 10\)"):
+        binned_information(torch.rand(2, 10, 3), torch.zeros(3, 10, dtype=torch.long), n_bins=3)
+    with pytest.raises(ValueError, match=r"\(n, d\) or \(K, n, d\)"):
+        binned_information(torch.rand(2, 2, 10, 3), torch.zeros(10, dtype=torch.long), n_bins=3)

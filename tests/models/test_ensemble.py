@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from infoflow.data.datamodule import SZTDataModule
-from infoflow.models.ensemble import MLPEnsemble
+from infoflow.models.mlp import MLPEnsemble
 from infoflow.models.module import ClassifierModule
 
 HIDDEN = [6, 4, 3]
@@ -15,11 +15,10 @@ HIDDEN = [6, 4, 3]
 def _train(
     seed: int, size: int, *, beta: float, orth_alpha: float, epochs: int
 ) -> ClassifierModule:
-    net = MLPEnsemble([seed + k for k in range(size)], hidden=HIDDEN, beta=beta)
-    module = ClassifierModule(
-        net, optimizer=lambda p: torch.optim.Adam(p, lr=0.01), orth_alpha=orth_alpha
-    )
-    data = SZTDataModule(train_fraction=0.5, batch_size=256, seed=seed, ensemble_size=size)
+    seeds = [seed + k for k in range(size)]
+    net = MLPEnsemble(seeds, hidden=HIDDEN, beta=beta, orth_alpha=orth_alpha)
+    module = ClassifierModule(net, optimizer=lambda p: torch.optim.Adam(p, lr=0.01))
+    data = SZTDataModule(train_fraction=0.5, batch_size=256, seeds=seeds)
     trainer = pl.Trainer(
         max_epochs=epochs,
         logger=False,
@@ -71,32 +70,15 @@ def test_a_member_gradient_is_its_own_loss_gradient():
     assert torch.allclose(member.weights()[0].grad[0], g_all, atol=1e-6)
 
 
-def test_member_is_a_standalone_network_with_the_same_outputs():
-    net = MLPEnsemble([4, 9], hidden=HIDDEN, beta=[0.01, 0.2]).eval()
-    x = torch.rand(2, 5, 12)
-    logits = net(x)
-    for k in range(2):
-        member = net.member(k)
-        assert member.beta == [0.01, 0.2][k]
-        assert torch.allclose(member(x[k]), logits[k], atol=1e-6)
-
-
 def test_orthonormality_rule_acts_per_member():
-    net = MLPEnsemble([0, 1], hidden=HIDDEN)
+    net = MLPEnsemble([0, 1], hidden=HIDDEN, orth_alpha=0.1)
     before = [w.detach().clone() for w in net.weights()]
-    net.orthonormalize_(0.1)
+    net.after_optimizer_step()
     for w0, w in zip(before[:-1], net.weights()[:-1], strict=True):
         for k in range(2):
             expected = w0[k] - 0.1 * (w0[k] @ w0[k].T @ w0[k] - w0[k])
             assert torch.allclose(w[k], expected, atol=1e-6)
     assert torch.equal(before[-1], net.weights()[-1])  # the read-out is left alone
-
-
-def test_bad_betas_are_refused():
-    with pytest.raises(ValueError, match="one per member"):
-        MLPEnsemble([0, 1], beta=[0.1, 0.2, 0.3])
-    with pytest.raises(ValueError, match=">= 0"):
-        MLPEnsemble([0], beta=-1.0)
 
 
 def test_an_ensemble_run_records_every_member_under_its_seed(make_cfg, tmp_path):
@@ -119,41 +101,40 @@ def test_an_ensemble_run_records_every_member_under_its_seed(make_cfg, tmp_path)
     assert len(set(accs.values())) > 1  # different networks, not one copied
 
 
-def test_ensembles_are_refused_for_the_cnn(make_cfg):
-    from infoflow.checks import check_config
-    from infoflow.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="ensemble.size=2.*only MLP models"):
-        check_config(make_cfg("model=mnist_cnn", "ensemble.size=2"))
-    with pytest.raises(ConfigError, match="ensemble.size=0"):
-        check_config(make_cfg("ensemble.size=0"))
-
-
-def test_batched_binning_of_an_ensemble_equals_member_by_member(tmp_path):
-    """The binned callback bins all members in one call per layer: the same rows as measuring
-    each member alone."""
+def test_a_member_measured_in_an_ensemble_is_the_network_of_its_seed_alone(tmp_path):
+    """The binned callback bins all members in one call per layer: every member's rows equal
+    binned_information of that member's own network and evaluation set, built alone."""
     from types import SimpleNamespace
 
     from infoflow.callbacks.binned import BinnedCallback
+    from infoflow.callbacks.measurement import measurement
     from infoflow.callbacks.schedule import measuring
+    from infoflow.estimators import binned_information
 
-    net = MLPEnsemble([4, 5, 6], hidden=HIDDEN, beta=0.05)
-    module = ClassifierModule(net, optimizer=torch.optim.Adam)
-    data = SZTDataModule(seed=4, ensemble_size=3, eval_on="val")  # each member its own set
-    data.setup()
-    module.trainer = SimpleNamespace(datamodule=data)
-    cb = BinnedCallback(
-        str(tmp_path), scheme="tishby", bin_size=None, n_bins=[10, 30], value_range=None,
-        noisy=True, kde_noise_var=None, seed=4, every_n_epochs=None, n_points=3,
-    )  # fmt: skip
-    with measuring(module):
-        em = module.measurement(0)
-        batched = cb.measure_all(em)
-        one_by_one = [(m.seed, *v) for m in em.members for v in cb.measure(m)]
-    assert len(batched) == len(one_by_one) == 3 * 3 * 2 * 2 * 3  # seeds, layers, kinds, sizes, q
-    expected = {r[:4]: r[4] for r in one_by_one}
-    for row in batched:
-        assert row[4] == pytest.approx(expected[row[:4]], abs=1e-12), row
+    def module_of(seeds: list[int]) -> ClassifierModule:
+        module = ClassifierModule(MLPEnsemble(seeds, hidden=HIDDEN, beta=0.05), torch.optim.Adam)
+        data = SZTDataModule(seeds=seeds, eval_on="val")  # each member its own set
+        data.setup()
+        module.trainer = SimpleNamespace(datamodule=data)
+        return module
+
+    cb = BinnedCallback(str(tmp_path), scheme="tishby", bin_size=None, n_bins=[10, 30], n_points=3)
+    ensemble = module_of([4, 5, 6])
+    with measuring(ensemble):
+        rows = cb.measure(measurement(ensemble, 0))
+    assert len(rows) == 3 * 3 * 2 * 2 * 3  # seeds, layers, kinds (bin, bin_noisy), sizes, q
+    got = {r[:4]: r[4] for r in rows if r[2].startswith("bin:")}
+    for seed in (4, 5, 6):
+        alone = module_of([seed])
+        x, y = alone.measurement_data()
+        outputs = alone.net.layer_outputs(x, noise=False)
+        for layer, out in enumerate(outputs, start=1):
+            want = binned_information(out.pre_noise[0], y[0], scheme="tishby", n_bins=[10, 30])
+            for size, quantities in want.items():
+                for q, v in quantities.items():
+                    assert got[(seed, layer, f"bin:tishby:{size}", q)] == pytest.approx(
+                        v, abs=1e-12
+                    )
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 10])
