@@ -12,12 +12,12 @@ import torch
 from omegaconf import OmegaConf
 
 from infoflow.build import build_network
-from infoflow.train import resolved_config
 from infoflow.compare import compare_runs, default_out_dir, layer_similarities, unique_labels
 from infoflow.data.szt import make_szt_dataset
 from infoflow.plot import main as plot_main
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, append_rows
 from infoflow.runs import RunLoadError, eval_set, expand_run_dirs, load_run
+from infoflow.train import resolved_config
 
 SMALL_NET = ["model.hidden=[6,4,3]", "dataset.train_fraction=0.5"]
 
