@@ -4,6 +4,8 @@
   Goldfeld et al. (2019) for noisy networks;
 - :func:`binned_information` — binned H(T), I(X;T), I(T;Y) (Shwartz-Ziv & Tishby; Saxe et al.);
   one network or K at once;
+- :func:`exact_information` — exact H(T), I(X;T), I(T;Y) of discrete (quantized) layers
+  (Lorenzen et al.), one network or K at once;
 - :func:`kde_information` — Kolchinsky–Tracey bounds (Saxe et al.);
 - :func:`clustering_scores` and friends — how representations cluster by class;
 - :func:`ib_curve`, :func:`joint_from_samples` — the optimal information-bottleneck curve of p(x, y).
@@ -26,6 +28,7 @@ from infoflow.estimators.clustering import (
     kmeans_scores,
     silhouette_score,
 )
+from infoflow.estimators.exact import exact_information
 from infoflow.estimators.ib_curve import IBCurve, ib_curve, joint_from_samples
 from infoflow.estimators.kde import kde_information
 from infoflow.estimators.mixture import (
@@ -43,6 +46,7 @@ __all__ = [
     "bin_codes",
     "binned_information",
     "empirical_entropy",
+    "exact_information",
     "clustering_scores",
     "cosine_similarity_distributions",
     "cosine_similarity_stats",
