@@ -27,7 +27,6 @@ from infoflow.estimators.checks import _shape, check_labels
 
 __all__ = ["exact_information"]
 
-KEYS = ("H_T", "I_XT", "I_TY")
 
 
 def _check(representations: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
