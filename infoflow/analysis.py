@@ -349,50 +349,108 @@ def unit_correlation(w: np.ndarray) -> np.ndarray:
     return corr[:, iu[0], iu[1]].mean(axis=1)
 
 
-def align_members(layers: Sequence[np.ndarray], *, odd: bool = False) -> list[np.ndarray]:
+def align_members(
+    layers: Sequence[np.ndarray], *, odd: bool = False, max_sweeps: int = 50
+) -> list[np.ndarray]:
     """The members' weights with each member's hidden units renumbered (and, for an odd
     activation such as tanh, sign-flipped) to match member 0's as closely as possible.
 
-    Hidden units are interchangeable: permuting the units of a hidden layer (its rows, and the
-    matching input columns of the next layer) gives the same function. Layer by layer, after
-    carrying over the previous layer's permutation to the input columns, each member's units are
-    matched to member 0's by maximising the summed Pearson correlation of their incoming weights
-    (|correlation| with ``odd``: a unit and its negative compute the same function up to the sign
-    of its outgoing weights) with :func:`scipy.optimize.linear_sum_assignment`. The last layer's
-    rows (the classes) are never permuted. Where a layer's inputs are not a whole multiple of the
-    previous layer's units (not a chain of layers) the permutation is not carried over.
+    Hidden units are interchangeable: permuting the units of a hidden layer (the rows of its
+    weights and the matching input columns of the next layer) gives the same function, and with an
+    odd activation so does negating a unit's incoming and outgoing weights. Member m is matched to
+    member 0 by weight matching (Ainsworth et al. 2023, "Git Re-Basin"): coordinate ascent over
+    the hidden layers, each step the permutation of one layer's units that maximises the summed
+    cosine similarity of the incoming and the outgoing weights with member 0's, given the other
+    layers' permutations (:func:`scipy.optimize.linear_sum_assignment`; |similarity| with
+    ``odd``), until no permutation changes (at most ``max_sweeps`` sweeps). Starting from the
+    stored numbering, the similarity never decreases. The read-out's rows (the classes) are never
+    permuted. A layer whose inputs are not a whole multiple of the previous layer's units is not
+    a chain link: its units are matched on their incoming weights alone.
 
     Args:
         layers: per weight layer, ``(K, out, in)``; a convolution flattened ``(K, out,
             in·kh·kw)`` (inputs channel-major, as PyTorch flattens).
         odd: whether the activation is odd (tanh, linear): sign flips are allowed.
+        max_sweeps: bound on the coordinate-ascent sweeps per member.
 
     Returns:
         The aligned ``(K, out, in)`` arrays (member 0 unchanged).
-    """
-    from scipy.optimize import linear_sum_assignment
 
+    >>> rng = np.random.default_rng(0)
+    >>> w1, w2 = rng.normal(size=(1, 4, 3)), rng.normal(size=(1, 2, 4))
+    >>> p = np.array([2, 0, 3, 1])  # member 1: member 0 with its hidden units renumbered
+    >>> out = align_members([np.concatenate([w1, w1[:, p]]), np.concatenate([w2, w2[:, :, p]])])
+    >>> bool(np.allclose(out[0][1], w1[0]) and np.allclose(out[1][1], w2[0]))
+    True
+    """
     ws = [_check_weights(w, f"layers[{i}]").copy() for i, w in enumerate(layers)]
     for m in range(1, ws[0].shape[0]) if ws else ():
-        perm, sign = None, None
+        perms, signs = _match_member([w[0] for w in ws], [w[m] for w in ws], odd, max_sweeps)
         for i, w in enumerate(ws):
-            if perm is not None and w.shape[2] % len(perm) == 0:
-                block = w.shape[2] // len(perm)  # columns per unit of the previous layer
-                cols = (perm[:, None] * block + np.arange(block)).ravel()
-                w[m] = w[m][:, cols] * np.repeat(sign, block)[None, :]
-            if i == len(ws) - 1:
-                break
-            ref, mine = _centred(w[0]), _centred(w[m])
-            corr = ref @ mine.T
-            rows, perm = linear_sum_assignment(np.abs(corr) if odd else corr, maximize=True)
-            sign = np.sign(corr[rows, perm]) if odd else np.ones(len(perm))
-            sign[sign == 0] = 1.0
-            w[m] = w[m][perm] * sign[:, None]
+            w[m] = _transform(w[m], perms, signs, i)
     return ws
 
 
-def _centred(rows: np.ndarray) -> np.ndarray:
-    """Rows minus their mean, scaled to unit norm (rows of zeros stay zero)."""
-    c = rows - rows.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(c, axis=1, keepdims=True)
-    return np.divide(c, norm, out=np.zeros_like(c), where=norm > 0)
+def _blocks(w: np.ndarray, units: int) -> int | None:
+    """Columns per unit of a previous layer with ``units`` units; None if not a chain link."""
+    return w.shape[1] // units if w.shape[1] % units == 0 else None
+
+
+def _rows(w: np.ndarray, perm: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Rows in the reference's order: row r is my unit ``perm[r]``, times ``sign[r]``."""
+    return w[perm] * sign[:, None]
+
+
+def _cols(w: np.ndarray, perm: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Input columns in the reference's order (a block of columns per unit of the previous
+    layer); unchanged where ``w`` is not a chain link."""
+    blk = _blocks(w, len(perm))
+    if blk is None:
+        return w
+    cols = (perm[:, None] * blk + np.arange(blk)).ravel()
+    return w[:, cols] * np.repeat(sign, blk)[None, :]
+
+
+def _transform(
+    w: np.ndarray, perms: Sequence[np.ndarray], signs: Sequence[np.ndarray], i: int
+) -> np.ndarray:
+    """Layer ``i`` of a member in the reference's numbering: rows by its own permutation (a
+    hidden layer), columns by the previous layer's."""
+    if i < len(perms):
+        w = _rows(w, perms[i], signs[i])
+    return _cols(w, perms[i - 1], signs[i - 1]) if i > 0 else w
+
+
+def _match_member(
+    ref: Sequence[np.ndarray], mine: Sequence[np.ndarray], odd: bool, max_sweeps: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Permutations and signs of the hidden layers (all layers but the last) of ``mine`` that
+    match ``ref`` (one member each): weight matching by coordinate ascent."""
+    from scipy.optimize import linear_sum_assignment
+
+    hidden = len(ref) - 1
+    perms = [np.arange(len(w)) for w in ref[:hidden]]
+    signs = [np.ones(len(w)) for w in ref[:hidden]]
+    scale = [
+        max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300) for a, b in zip(ref, mine, strict=True)
+    ]
+    for _ in range(max_sweeps):
+        changed = False
+        for i in range(hidden):
+            incoming = _cols(mine[i], perms[i - 1], signs[i - 1]) if i else mine[i]
+            sim = ref[i] @ incoming.T / scale[i]  # [ref unit, my unit]
+            blk = _blocks(ref[i + 1], len(ref[i]))
+            if blk is not None:
+                nxt = mine[i + 1]
+                outgoing = _rows(nxt, perms[i + 1], signs[i + 1]) if i + 1 < hidden else nxt
+                a = ref[i + 1].reshape(len(ref[i + 1]), len(ref[i]), blk)
+                b = outgoing.reshape(len(outgoing), len(ref[i]), blk)
+                sim = sim + np.einsum("mit,mjt->ij", a, b) / scale[i + 1]
+            _, perm = linear_sum_assignment(np.abs(sim) if odd else sim, maximize=True)
+            picked = sim[np.arange(len(perm)), perm]
+            sign = np.where(picked < 0, -1.0, 1.0) if odd else np.ones(len(perm))
+            if not (np.array_equal(perm, perms[i]) and np.array_equal(sign, signs[i])):
+                perms[i], signs[i], changed = perm, sign, True
+        if not changed:
+            break
+    return perms, signs

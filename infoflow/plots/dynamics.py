@@ -4,6 +4,7 @@ and ``clustering`` record rows (one seed or several: mean ± sd across seeds, me
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -109,11 +110,12 @@ def _draw_transitions(ax: Axes, rows: Sequence[Mapping], readout: int | None) ->
                 zorder=REFERENCE_Z, label="_nolegend_")  # fmt: skip
         if math.isfinite(at):
             ax.axvline(at, color=color, ls=":", lw=1.4, zorder=REFERENCE_Z, label="_nolegend_")
-    which = "median over seeds (seeds that cross)" if n_seeds > 1 else "the seed's"
-    ax.set_title(
-        f"SNR < 1 from then on ({which}, ticks: each seed): {transition_note(rows, readout)}",
-        fontsize=8,
+    which = "dotted: median over seeds (seeds that cross); ticks: each seed" if n_seeds > 1 else ""
+    head = "Drift → diffusion: epoch from which the SNR stays below 1" + (
+        f" ({which})" if which else ""
     )
+    body = textwrap.fill(transition_note(rows, readout), width=95)
+    ax.set_title(f"{head}\n{body}", fontsize=8)
 
 
 def gradients_figure(rows: Sequence[Mapping]) -> Figure:

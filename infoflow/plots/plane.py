@@ -174,22 +174,25 @@ def _label_ends(
         return
     ax.autoscale_view()
     px = ax.transData.transform([(x, y) for _, x, y, _ in labels])
-    (_, y_bottom), (_, y_top) = ax.transAxes.transform([(0, 0), (1, 1)])
+    (x_left, y_bottom), (x_right, y_top) = ax.transAxes.transform([(0, 0), (1, 1)])
     to_points = 72.0 / ax.figure.dpi
     step = 11.0  # label height, pixels
     placed: list[tuple[float, float, float]] = []
     for (text, x, y, color), (u, v) in zip(labels, px, strict=True):
         width = 6.5 * len(text) + 6  # pixels, about
+        left = u + width > x_right  # it would run past the right edge: write it leftwards
+        start = u - width if left else u  # the label's left end
         down = v > (y_bottom + y_top) / 2
         dv = -step - 4 if down else 4.0
         while any(
-            abs(u - pu) < max(width, pw) and abs(v + dv - pv) < step for pu, pv, pw in placed
+            start < pu + pw and pu < start + width and abs(v + dv - pv) < step
+            for pu, pv, pw in placed
         ):
             dv += -step if down else step
-        placed.append((u, v + dv, width))
+        placed.append((start, v + dv, width))
         ax.annotate(
-            text, (x, y), xytext=(4, dv * to_points), textcoords="offset points",
-            color=color, fontsize=9, fontweight="bold", zorder=6,
+            text, (x, y), xytext=(-4 if left else 4, dv * to_points), textcoords="offset points",
+            ha="right" if left else "left", color=color, fontsize=9, fontweight="bold", zorder=6,
         )  # fmt: skip
 
 
