@@ -106,9 +106,8 @@ def _pearson_panel(ax: Axes, layers: Sequence[np.ndarray]) -> None:
         color = "black" if k == n and n > 1 else layer_color(k)
         sd = float(np.nanstd(c, ddof=1)) if np.isfinite(c).sum() > 1 else 0.0
         ax.bar(k, abs(float(np.nanmean(c))), yerr=sd, color=color, alpha=0.8, capsize=3)
-    ax.set_xticks(
-        range(1, n + 1), [_layer_name(k, n).replace("into ", "") for k in range(1, n + 1)]
-    )
+    names = [_layer_name(k, n).replace("into ", "") for k in range(1, n + 1)]
+    ax.set_xticks(range(1, n + 1), names, rotation=45, fontsize=7)
     ax.set_ylabel("|mean r between units| × √units", fontsize=8)
     ax.set_title("IDNNs' plot_pearson (error bars: sd over members)", fontsize=8)
     ax.grid(alpha=0.3, axis="y")
