@@ -182,7 +182,7 @@ def information_vs_epoch_figure(
     if estimator is not None and panels[0][0] == "info":
         note = spread_note(n_seeds)
         axes[0].set_title(
-            f"Information against epoch — {estimator}" + (f" ({note})" if note else "")
+            f"Information against epoch — {estimator}" + (f"\n({note})" if note else "")
         )
     return fig
 

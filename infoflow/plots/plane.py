@@ -123,7 +123,7 @@ def information_plane_figure(
     ensure_span(ax, noise_span(se_x) * f, "x")
     ensure_span(ax, noise_span(se_y) * f, "y")
     tol = (coincide_tolerance(se_x) * f, coincide_tolerance(se_y) * f)
-    _label_ends(ax, ends, tol, x_ceiling)
+    label_ends(ax, ends, tol, x_ceiling)
     fig.colorbar(ScalarMappable(norm=norm, cmap=EPOCH_CMAP), ax=ax, label="epoch")
     handles, labels = ax.get_legend_handles_labels()
     if handles:  # outside the axes: trajectories may lie anywhere in the plane
@@ -161,7 +161,7 @@ def end_labels(
     return out
 
 
-def _label_ends(
+def label_ends(
     ax: Axes,
     ends: list[tuple[int, float, float, Any]],
     tol: tuple[float, float],
@@ -193,6 +193,7 @@ def _label_ends(
         ax.annotate(
             text, (x, y), xytext=(-4 if left else 4, dv * to_points), textcoords="offset points",
             ha="right" if left else "left", color=color, fontsize=9, fontweight="bold", zorder=6,
+            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.75),
         )  # fmt: skip
 
 
