@@ -362,8 +362,10 @@ def align_members(
     the hidden layers, each step the permutation of one layer's units that maximises the summed
     cosine similarity of the incoming and the outgoing weights with member 0's, given the other
     layers' permutations (:func:`scipy.optimize.linear_sum_assignment`; |similarity| with
-    ``odd``), until no permutation changes (at most ``max_sweeps`` sweeps). Starting from the
-    stored numbering, the similarity never decreases. The read-out's rows (the classes) are never
+    ``odd``), until no permutation changes (at most ``max_sweeps`` sweeps). It starts from a
+    forward pass that matches each layer's units on the Pearson correlation of their incoming
+    weights alone (exact for a member that is member 0 renumbered); the ascent never lowers the
+    similarity. The read-out's rows (the classes) are never
     permuted. A layer whose inputs are not a whole multiple of the previous layer's units is not
     a chain link: its units are matched on their incoming weights alone.
 
@@ -421,16 +423,29 @@ def _transform(
     return _cols(w, perms[i - 1], signs[i - 1]) if i > 0 else w
 
 
+def _assign(sim: np.ndarray, odd: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The permutation (my unit for each reference unit) maximising the summed similarity, and
+    the signs (|similarity| and its sign with ``odd``)."""
+    from scipy.optimize import linear_sum_assignment
+
+    _, perm = linear_sum_assignment(np.abs(sim) if odd else sim, maximize=True)
+    picked = sim[np.arange(len(perm)), perm]
+    return perm, np.where(picked < 0, -1.0, 1.0) if odd else np.ones(len(perm))
+
+
 def _match_member(
     ref: Sequence[np.ndarray], mine: Sequence[np.ndarray], odd: bool, max_sweeps: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Permutations and signs of the hidden layers (all layers but the last) of ``mine`` that
     match ``ref`` (one member each): weight matching by coordinate ascent."""
-    from scipy.optimize import linear_sum_assignment
-
     hidden = len(ref) - 1
-    perms = [np.arange(len(w)) for w in ref[:hidden]]
-    signs = [np.ones(len(w)) for w in ref[:hidden]]
+    perms: list[np.ndarray] = []
+    signs: list[np.ndarray] = []
+    for i in range(hidden):  # a first guess, forwards: units on their incoming weights alone
+        incoming = _cols(mine[i], perms[i - 1], signs[i - 1]) if i else mine[i]
+        perm, sign = _assign(_centred(ref[i]) @ _centred(incoming).T, odd)
+        perms.append(perm)
+        signs.append(sign)
     scale = [
         max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300) for a, b in zip(ref, mine, strict=True)
     ]
@@ -446,11 +461,17 @@ def _match_member(
                 a = ref[i + 1].reshape(len(ref[i + 1]), len(ref[i]), blk)
                 b = outgoing.reshape(len(outgoing), len(ref[i]), blk)
                 sim = sim + np.einsum("mit,mjt->ij", a, b) / scale[i + 1]
-            _, perm = linear_sum_assignment(np.abs(sim) if odd else sim, maximize=True)
-            picked = sim[np.arange(len(perm)), perm]
-            sign = np.where(picked < 0, -1.0, 1.0) if odd else np.ones(len(perm))
+            perm, sign = _assign(sim, odd)
             if not (np.array_equal(perm, perms[i]) and np.array_equal(sign, signs[i])):
                 perms[i], signs[i], changed = perm, sign, True
         if not changed:
             break
     return perms, signs
+
+
+def _centred(rows: np.ndarray) -> np.ndarray:
+    """Rows minus their mean, scaled to unit norm (constant rows become zeros): row · row' is
+    then their Pearson correlation."""
+    c = rows - rows.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(c, axis=1, keepdims=True)
+    return np.divide(c, norm, out=np.zeros_like(c), where=norm > 0)

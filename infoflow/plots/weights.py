@@ -109,7 +109,7 @@ def _pearson_panel(ax: Axes, layers: Sequence[np.ndarray]) -> None:
     names = [_layer_name(k, n).replace("into ", "") for k in range(1, n + 1)]
     ax.set_xticks(range(1, n + 1), names, rotation=45, fontsize=7)
     ax.set_ylabel("|mean r between units| × √units", fontsize=8)
-    ax.set_title("IDNNs' plot_pearson (error bars: sd over members)", fontsize=8)
+    ax.set_title("IDNNs' plot_pearson\n(error bars: sd over members)", fontsize=8)
     ax.grid(alpha=0.3, axis="y")
 
 
