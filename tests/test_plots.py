@@ -332,3 +332,19 @@ def test_plots_and_report_import_no_estimators_models_or_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_a_sweep_folder_is_sent_to_the_report(tmp_path, capsys):
+    from infoflow.plot import main
+    from tests.test_report import beta_seed_sweep
+
+    sweep = beta_seed_sweep(tmp_path, betas=(0.01,), seeds=(0, 1))
+    assert main([str(sweep)]) == 1
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1, err
+    assert f"is a sweep's folder (2 runs), not a run's: python -m infoflow.report {sweep}" in err
+    assert not (sweep / "plots").exists()
+    job = next(p for p in sweep.iterdir() if p.name.startswith("0_"))
+    assert main([str(job)]) == 0  # one of its runs still draws
+    capsys.readouterr()

@@ -42,7 +42,7 @@ REFERENCE_STYLES: dict[str, dict[str, Any]] = {
     "task_x": dict(color="0.45", ls=(0, (6, 2, 1, 2)), lw=1.2),  # H(X) of the task / all inputs
     "task_y": dict(color="0.45", ls=":", lw=1.5),  # I(X;Y) of the task
     "label_y": dict(color="tab:brown", ls=":", lw=1.2),  # H(Y): I(X;T) of the label alone
-    "snr_one": dict(color="0.15", ls="--", lw=1.0),  # SNR = 1: drift above, diffusion below
+    "snr_one": dict(color="tab:red", ls="--", lw=1.0),  # SNR = 1: drift above, diffusion below
 }
 
 
