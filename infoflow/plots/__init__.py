@@ -11,7 +11,9 @@ Figures (file names):
 * ``information_vs_epoch.png``, ``binned_vs_epoch.png``
 * ``histograms.png``
 * ``scatter_layer<k>.png`` for layers with ≤ 3 units in ``snapshots/``
-* ``gradients.png``, ``clustering.png`` (the ``gradients`` / ``clustering`` rows of information.csv)
+* ``gradients.png``, ``clustering.png`` (the ``gradients`` / ``clustering`` rows of information.csv);
+  ``gradients.png`` marks SNR = 1 and each layer's drift → diffusion transition, which the
+  information planes ring in green (:func:`infoflow.analysis.snr_transitions`)
 * ``final_weights.png`` (``weights.npz``: an ensemble's final weights, K ≥ 2 members)
 * ``phases.csv``: per layer, across seeds, the epoch of the drift → diffusion transition (gradient
   SNR below 1 for good), of the compression onset and of the end of fitting
