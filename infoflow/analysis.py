@@ -365,9 +365,9 @@ def align_members(
     ``odd``), until no permutation changes (at most ``max_sweeps`` sweeps). It starts from a
     forward pass that matches each layer's units on the Pearson correlation of their incoming
     weights alone (exact for a member that is member 0 renumbered); the ascent never lowers the
-    similarity. The read-out's rows (the classes) are never
-    permuted. A layer whose inputs are not a whole multiple of the previous layer's units is not
-    a chain link: its units are matched on their incoming weights alone.
+    similarity from there. The read-out's rows (the classes) are never permuted. A layer whose
+    inputs are not a whole multiple of the previous layer's units is not a chain link: its units
+    are matched on their incoming weights alone.
 
     Args:
         layers: per weight layer, ``(K, out, in)``; a convolution flattened ``(K, out,
