@@ -4,10 +4,10 @@
 networks' representations on the same inputs (:mod:`infoflow.compare`): cosine-similarity
 histograms per layer and run, and the within/between-class similarity over training.
 
-Writes PNGs (a run's into ``RUN_DIR/plots/``; a comparison's into ``--out``, by default
-``SWEEP/compare/`` or ``compare/`` beside the runs) and prints their paths, one a line. A missing or
-unreadable input (a damaged record file: its name and row) gives one line on stderr and exit
-status 1.
+Writes PNGs (a run's into ``RUN_DIR/plots/``, with ``phases.csv``; a comparison's into ``--out``,
+by default ``SWEEP/compare/`` or ``compare/`` beside the runs) and prints their paths, one a line.
+A missing or unreadable input (a damaged record file: its name and row) gives one line on stderr
+and exit status 1; so does a sweep's folder, naming ``python -m infoflow.report`` that draws it.
 """
 
 from __future__ import annotations
@@ -69,6 +69,24 @@ def _print_paths(paths: Sequence[Path], where: str) -> int:
     return 0
 
 
+def _sweep_hint(path: Path) -> str | None:
+    """The line that sends the user to the report when ``path`` is a sweep's folder (no records
+    of its own, job folders below); None otherwise."""
+    from infoflow.records import INFORMATION_FILE, TRAINING_FILE
+
+    if any((path / name).exists() for name in (INFORMATION_FILE, TRAINING_FILE)):
+        return None
+    from infoflow.sweep import job_dirs
+
+    jobs = list(job_dirs(path))
+    if not jobs or path in jobs:
+        return None
+    return (
+        f"{path} is a sweep's folder ({len(jobs)} runs), not a run's: "
+        f"python -m infoflow.report {path} draws the sweep; python -m {PROG} {jobs[0]} one run"
+    )
+
+
 def _compare(args: argparse.Namespace) -> int:
     if args.samples < 2:
         return _fail(f"--samples must be at least 2, got {args.samples}")
@@ -104,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compare(args)
     if len(args.run_dirs) > 1:
         return _fail("one RUN_DIR at a time (or --compare to compare several)")
+    hint = _sweep_hint(Path(args.run_dirs[0]))
+    if hint:
+        return _fail(hint)
     from infoflow.plots import PlotInputError, draw_all
 
     try:

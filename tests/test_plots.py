@@ -145,6 +145,7 @@ EXPECTED = {
     "scatter_layer3.png",  # 2 units; layer 1 has 5 units: no scatter
     "gradients.png",
     "clustering.png",
+    "phases.csv",
 }
 
 
@@ -152,7 +153,10 @@ def _assert_pngs(paths, expected) -> None:
     assert {p.name for p in paths} == expected
     for p in paths:
         data = p.read_bytes()
-        assert data.startswith(PNG) and len(data) > 1000, p
+        if p.suffix == ".csv":
+            assert data.startswith(b"measure,layer,n,n_seeds,mean,median,min,max\n"), p
+        else:
+            assert data.startswith(PNG) and len(data) > 1000, p
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +168,8 @@ def test_draw_all_writes_every_figure(run_dir):
     paths = draw_all(run_dir, strict=True)
     _assert_pngs(paths, EXPECTED)
     assert all(p.parent == run_dir / "plots" for p in paths)
-    assert not [p for p in (run_dir / "plots").iterdir() if p.suffix != ".png"]  # no temp files
+    left = [p.name for p in (run_dir / "plots").iterdir() if p.suffix != ".png"]
+    assert left == ["phases.csv"]  # and no temp files
 
 
 def test_plane_file_names_have_no_colons():
@@ -222,7 +227,9 @@ def test_cli_draws_and_prints_paths(tmp_path):
     assert res.returncode == 0, res.stderr
     printed = [Path(line) for line in res.stdout.splitlines()]
     expected = {plane_filename(e) for e in ("sp", *BIN_ESTIMATORS)}
-    _assert_pngs(printed, expected | {"information_vs_epoch.png", "binned_vs_epoch.png"})
+    _assert_pngs(
+        printed, expected | {"information_vs_epoch.png", "binned_vs_epoch.png", "phases.csv"}
+    )
 
 
 def test_cli_missing_dir_is_one_line_exit_1(tmp_path):
@@ -255,7 +262,8 @@ def test_only_training_and_dynamics_still_draws(tmp_path):
     append_rows(tmp_path / "training.csv", RECORD_COLUMNS, _training_rows((1, 2, 5)))
     append_rows(tmp_path / "information.csv", RECORD_COLUMNS, _dynamics_rows((0, 1, 2, 5), (3, 2)))
     paths = draw_all(tmp_path, strict=True)
-    _assert_pngs(paths, {"information_vs_epoch.png", "gradients.png", "clustering.png"})
+    expected = {"information_vs_epoch.png", "gradients.png", "clustering.png", "phases.csv"}
+    _assert_pngs(paths, expected)
 
 
 def test_empty_run_dir_draws_nothing(tmp_path):
@@ -324,3 +332,19 @@ def test_plots_and_report_import_no_estimators_models_or_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_a_sweep_folder_is_sent_to_the_report(tmp_path, capsys):
+    from infoflow.plot import main
+    from tests.test_report import beta_seed_sweep
+
+    sweep = beta_seed_sweep(tmp_path, betas=(0.01,), seeds=(0, 1))
+    assert main([str(sweep)]) == 1
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1, err
+    assert f"is a sweep's folder (2 runs), not a run's: python -m infoflow.report {sweep}" in err
+    assert not (sweep / "plots").exists()
+    job = next(p for p in sweep.iterdir() if p.name.startswith("0_"))
+    assert main([str(job)]) == 0  # one of its runs still draws
+    capsys.readouterr()

@@ -216,6 +216,7 @@ def test_a_multi_seed_run_with_ceilings_draws_every_figure(tmp_path: Path):
         "binned_vs_epoch.png",
         "gradients.png",
         "clustering.png",
+        "phases.csv",
     }  # fmt: skip  (no plane of the ceiling rows)
 
 

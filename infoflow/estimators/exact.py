@@ -28,7 +28,6 @@ from infoflow.estimators.checks import _shape, check_labels
 __all__ = ["exact_information"]
 
 
-
 def _check(representations: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """(K, n, d) representations and (K, n) labels on the representations' device."""
     r = representations

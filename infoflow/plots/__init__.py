@@ -11,10 +11,16 @@ Figures (file names):
 * ``information_vs_epoch.png``, ``binned_vs_epoch.png``
 * ``histograms.png``
 * ``scatter_layer<k>.png`` for layers with ≤ 3 units in ``snapshots/``
-* ``gradients.png``, ``clustering.png`` (the ``gradients`` / ``clustering`` rows of information.csv)
+* ``gradients.png``, ``clustering.png`` (the ``gradients`` / ``clustering`` rows of information.csv);
+  ``gradients.png`` marks SNR = 1 and each layer's drift → diffusion transition, which the
+  information planes ring in green (:func:`infoflow.analysis.snr_transitions`)
+* ``final_weights.png`` (``weights.npz``: an ensemble's final weights, K ≥ 2 members)
+* ``phases.csv``: per layer, across seeds, the epoch of the drift → diffusion transition (gradient
+  SNR below 1 for good), of the compression onset and of the end of fitting
+  (:func:`infoflow.analysis.phase_table`)
 
 Inputs: ``information.csv`` and ``training.csv`` (:mod:`infoflow.records`), ``histograms.csv``,
-``ib_curve.csv``, ``snapshots/``, ``config.yaml`` — never a logger's files, so dropping W&B or the
+``ib_curve.csv``, ``snapshots/``, ``weights.npz``, ``config.yaml`` — never a logger's files, so dropping W&B or the
 CSV logger changes no figure.
 
 Several runs compared (:mod:`infoflow.compare`, :func:`compare_figures`): ``cosine_histograms.png``,
@@ -26,7 +32,11 @@ trajectory per layer. One seed: the recorded values, with SP's ± stderr bands.
 
 Ceilings: where information.csv holds ``ceiling`` rows (I_XT: the entropy of the inputs SP
 measured; I_TY: their H(Y)), the SP figures draw them as dashed lines; else H(X) and I(X;Y) of the
-task where known (SZT).
+task where known (SZT). Every reference line is drawn above the curves, each in its own style
+(:data:`infoflow.plots._common.REFERENCE_STYLES`). Layers whose curves coincide are said to
+(``T1 = T2 at the ceiling``). An information panel spans at least a few standard errors
+(:func:`infoflow.plots._common.noise_span`: 6 SE, at least 0.02 nats; 0.1 nats where none is
+recorded), so noise never fills it.
 
 Conventions: information in bits by default (``units="nats"``, or ``callbacks.plots.units`` in the run's
 config.yaml); epochs on a *symlog* axis (linear on [0, 1], logarithmic beyond) and epoch colours on
@@ -50,6 +60,7 @@ from infoflow.plots.compare import (
     similarity_over_training_figure,
 )
 from infoflow.plots.data import (
+    WEIGHTS_FILE,
     PlotInputError,
     config_units,
     estimators_with,
@@ -61,6 +72,8 @@ from infoflow.plots.data import (
     load_information,
     load_records,
     load_snapshot,
+    load_weights,
+    odd_activation,
     snapshot_epochs,
     szt_references,
 )
@@ -80,6 +93,7 @@ from infoflow.plots.epochs import (
 from infoflow.plots.histograms import histograms_figure
 from infoflow.plots.plane import information_plane_figure
 from infoflow.plots.scatter import MAX_UNITS, pick_epochs, scatter_figure
+from infoflow.plots.weights import final_accuracy, final_weights_figure
 from infoflow.records import HISTOGRAM_FILE, IB_CURVE_FILE, INFORMATION_FILE, TRAINING_FILE
 
 __all__ = [
@@ -89,6 +103,7 @@ __all__ = [
     "compare_figures",
     "cosine_histograms_figure",
     "draw_all",
+    "final_weights_figure",
     "gradients_figure",
     "histograms_figure",
     "information_plane_figure",
@@ -151,9 +166,9 @@ def _references(cfg: Mapping, snaps: Mapping[int, Mapping]) -> tuple[float | Non
     return None, None
 
 
-def _jobs(run: Path, cfg: Mapping, units: str) -> list[Job]:
-    """(file name, figure builder) of every figure the run has data for."""
-    rows = _if_there(run / INFORMATION_FILE, load_information) or []
+def _jobs(run: Path, cfg: Mapping, units: str, rows: list[dict]) -> list[Job]:
+    """(file name, figure builder) of every figure the run has data for (``rows``: its
+    information.csv)."""
     training = _if_there(run / TRAINING_FILE, load_records)
     hist = _if_there(run / HISTOGRAM_FILE, load_histograms)
     ib = _if_there(run / IB_CURVE_FILE, load_ib_curve)
@@ -184,7 +199,39 @@ def _jobs(run: Path, cfg: Mapping, units: str) -> list[Job]:
         jobs.append(("gradients.png", lambda: gradients_figure(rows)))
     if cluster_measures(rows):
         jobs.append(("clustering.png", lambda: clustering_figure(rows)))
+    try:
+        weights = _if_there(run / WEIGHTS_FILE, load_weights)
+    except PlotInputError as exc:  # not a record: the other figures go on without it
+        log.warning("no final_weights.png: %s", exc)
+        weights = None
+    if weights is not None and len(weights[0]) >= 2 and weights[1]:
+        acc = final_accuracy(training or [])
+        jobs.append(
+            ("final_weights.png",
+             lambda: final_weights_figure(*weights, accuracy=acc, odd=odd_activation(cfg)))
+        )  # fmt: skip
     return jobs
+
+
+PHASES_FILE = "phases.csv"
+PHASE_COLUMNS = ("measure", "layer", "n", "n_seeds", "mean", "median", "min", "max")
+
+
+def write_phases(run_dir: str | os.PathLike, rows: list[dict] | None = None) -> Path | None:
+    """``run_dir/plots/phases.csv``: :func:`infoflow.analysis.phase_table` of ``rows`` (default:
+    the run's information.csv) for the estimator the figures prefer; None, writing nothing, when
+    there is nothing to tabulate."""
+    from infoflow.analysis import phase_table
+    from infoflow.records import write_csv_atomic
+
+    run = Path(run_dir)
+    if rows is None:
+        rows = _if_there(run / INFORMATION_FILE, load_information) or []
+    table = phase_table(rows, main_estimator(rows))
+    if not table:
+        return None
+    lines = ([r[c] for c in PHASE_COLUMNS] for r in table)
+    return write_csv_atomic(run / "plots" / PHASES_FILE, PHASE_COLUMNS, lines)
 
 
 def resolve_units(units: str | None, cfg: Mapping) -> str:
@@ -195,7 +242,8 @@ def resolve_units(units: str | None, cfg: Mapping) -> str:
 def draw_all(
     run_dir: str | os.PathLike, *, units: str | None = None, strict: bool = False
 ) -> list[Path]:
-    """Draw every figure ``run_dir`` has data for into ``run_dir/plots/``; return their paths.
+    """Draw every figure ``run_dir`` has data for into ``run_dir/plots/``, and ``phases.csv``
+    beside them; return their paths.
 
     Args:
         run_dir: a run directory (information.csv, training.csv, histograms.csv, ib_curve.csv,
@@ -213,12 +261,21 @@ def draw_all(
         raise PlotInputError(f"{run_dir}: not a run directory (no such folder)")
     cfg = load_config(run / "config.yaml")
     units = resolve_units(units, cfg)
+    rows = _if_there(run / INFORMATION_FILE, load_information) or []
+    jobs: list[tuple[str, Callable[[], Path | None]]] = [
+        (name, lambda b=build, n=name: save_figure(b(), run / "plots" / n))
+        for name, build in _jobs(run, cfg, units, rows)
+    ]
+    jobs.append((PHASES_FILE, lambda: write_phases(run, rows)))
     written = []
-    for name, build in _jobs(run, cfg, units):
+    for name, write in jobs:
         try:
-            written.append(save_figure(build(), run / "plots" / name))
+            path = write()
         except Exception as exc:
             if strict:
                 raise
-            log.warning("could not draw %s: %s: %s", name, type(exc).__name__, exc)
+            log.warning("could not write %s: %s: %s", name, type(exc).__name__, exc)
+            continue
+        if path is not None:
+            written.append(path)
     return written

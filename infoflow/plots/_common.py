@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,35 @@ LAYER_CMAP = "tab10"
 MEMBER_ALPHA, MEMBER_LW = 0.3, 0.6
 #: Opacity of a ± stderr or ± sd band.
 BAND_ALPHA = 0.22
-#: Style of a ceiling (an upper bound of what an estimate can show).
-CEILING_STYLE = dict(color="0.35", ls="--", lw=1.0, zorder=1)
+#: Reference lines (ceilings, H(Y), SNR = 1) are drawn above the curves and markers: a layer that
+#: sits at its ceiling must not hide the ceiling.
+REFERENCE_Z = 4.5
+#: Each bound in its own style, the same in every figure.
+REFERENCE_STYLES: dict[str, dict[str, Any]] = {
+    "measured_x": dict(color="0.15", ls="--", lw=1.1),  # H(X) of the inputs SP measured
+    "measured_y": dict(color="0.15", ls="-.", lw=1.1),  # H(Y) of the inputs SP measured
+    "task_x": dict(color="0.45", ls=(0, (6, 2, 1, 2)), lw=1.2),  # H(X) of the task / all inputs
+    "task_y": dict(color="0.45", ls=":", lw=1.5),  # I(X;Y) of the task
+    "label_y": dict(color="tab:brown", ls=":", lw=1.2),  # H(Y): I(X;T) of the label alone
+    "snr_one": dict(color="tab:red", ls="--", lw=1.0),  # SNR = 1: drift above, diffusion below
+}
+
+
+def reference_style(kind: str) -> dict[str, Any]:
+    """Line keywords of a reference line of ``kind`` (:data:`REFERENCE_STYLES`), above the
+    curves."""
+    return {**REFERENCE_STYLES[kind], "zorder": REFERENCE_Z}
+
+
+#: Style of a ceiling (an upper bound of what an estimate can show): SP's measured H(X).
+CEILING_STYLE = reference_style("measured_x")
+
+#: The smallest y span of an information panel, so that noise never fills it: SPAN_STDERR
+#: standard errors of the values drawn (SP records them) but at least MIN_SPAN_NATS; where no
+#: standard error is recorded (binned estimators), MIN_SPAN_UNKNOWN_NATS.
+SPAN_STDERR, MIN_SPAN_NATS, MIN_SPAN_UNKNOWN_NATS = 6.0, 0.02, 0.1
+#: Layers whose values differ by less than max(this, 3·√2 standard errors) nats coincide.
+COINCIDE_NATS = 0.01
 
 
 def check_units(units: str) -> str:
@@ -160,15 +187,89 @@ def draw_seeds(
         ax.fill_between(epoch, lo, hi, where=with_band, color=color, alpha=BAND_ALPHA, lw=0)
 
 
-def draw_ceiling_vs_epoch(ax: Axes, epoch: np.ndarray, value: np.ndarray, f: float, label: str):
-    """A ceiling against epoch (nats, scaled by ``f``): a dashed horizontal line across the axes
-    where it is the same at every epoch, else a dashed line through its epochs."""
+def draw_ceiling_vs_epoch(
+    ax: Axes,
+    epoch: np.ndarray,
+    value: np.ndarray,
+    f: float,
+    label: str,
+    style: Mapping[str, Any] = CEILING_STYLE,
+):
+    """A ceiling against epoch (nats, scaled by ``f``), above the curves: a horizontal line across
+    the axes where it is the same at every epoch, else a line through its epochs."""
     value = np.asarray(value, dtype=float)
     ok = finite(value)
     if not ok.any():
         return
     v = value[ok]
     if np.ptp(v) <= 1e-9 * max(1.0, abs(v[0])):
-        ax.axhline(v[0] * f, label=label, **CEILING_STYLE)
+        ax.axhline(v[0] * f, label=label, **style)
     else:
-        ax.plot(np.asarray(epoch)[ok], v * f, label=label, **CEILING_STYLE)
+        ax.plot(np.asarray(epoch)[ok], v * f, label=label, **style)
+
+
+def noise_span(stderr: float) -> float:
+    """The smallest y span (nats) of a panel whose values have the typical standard error
+    ``stderr`` (NaN: not recorded): ``max(SPAN_STDERR · stderr, MIN_SPAN_NATS)``, else
+    ``MIN_SPAN_UNKNOWN_NATS``.
+
+    >>> noise_span(0.01), noise_span(float("nan"))
+    (0.06, 0.1)
+    """
+    if not math.isfinite(stderr):
+        return MIN_SPAN_UNKNOWN_NATS
+    return max(SPAN_STDERR * stderr, MIN_SPAN_NATS)
+
+
+def coincide_tolerance(stderr: float) -> float:
+    """Two layers' values (nats) closer than this are the same value: ``max(COINCIDE_NATS,
+    3·√2·stderr)``."""
+    return max(COINCIDE_NATS, 3 * math.sqrt(2) * stderr) if math.isfinite(stderr) else COINCIDE_NATS
+
+
+def ensure_span(ax: Axes, span: float, axis: str = "y") -> None:
+    """Widen ``ax``'s limits on ``axis`` about their centre to at least ``span`` (data units,
+    after autoscaling); a range that starts at or above 0 is kept off negative values."""
+    get, put = (ax.get_ylim, ax.set_ylim) if axis == "y" else (ax.get_xlim, ax.set_xlim)
+    lo, hi = get()
+    if not (math.isfinite(span) and hi - lo < span):
+        return
+    mid = (lo + hi) / 2
+    new = (mid - span / 2, mid + span / 2)
+    if lo >= 0 > new[0]:
+        new = (0.0, span)
+    put(*new)
+
+
+def coinciding(points: Mapping[int, Sequence[float]], tol: Sequence[float]) -> list[list[int]]:
+    """Layers whose points lie within ``tol`` (per coordinate) of their group's first layer's
+    point, groups in order of their first layer.
+
+    >>> coinciding({1: (8.3, 0.6), 2: (8.3001, 0.6), 3: (5.0, 0.6)}, (0.01, 0.01))
+    [[1, 2], [3]]
+    """
+    groups: list[list[int]] = []
+    for k, p in points.items():
+        for g in groups:
+            if all(abs(a - b) <= t for a, b, t in zip(points[g[0]], p, tol, strict=True)):
+                g.append(k)
+                break
+        else:
+            groups.append([k])
+    return groups
+
+
+def nearest_epoch(epochs: np.ndarray, target: float) -> int | None:
+    """Index of the epoch nearest ``target`` on the figures' log scale (log(1 + epoch)); None for
+    no epochs or a target that is not finite."""
+    epochs = np.asarray(epochs, dtype=float)
+    if not len(epochs) or not math.isfinite(target):
+        return None
+    return int(np.argmin(np.abs(np.log1p(epochs) - math.log1p(max(target, 0.0)))))
+
+
+#: The mark of the drift → diffusion transition on an information plane (the papers' green
+#: points): a green ring around the trajectory's point at that epoch.
+TRANSITION_MARK = dict(marker="o", s=150, facecolors="none", edgecolors="tab:green",
+                       linewidths=2.0, zorder=5)  # fmt: skip
+TRANSITION_LABEL = "gradient SNR < 1 from here on (median over seeds)"

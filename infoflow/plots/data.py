@@ -223,6 +223,47 @@ def load_snapshot(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
+#: The ensemble's final weights, written by a run at the end of training.
+WEIGHTS_FILE = "weights.npz"
+_WEIGHT_LAYER = re.compile(r"^layer_(\d+)$")
+
+
+def load_weights(path: str | os.PathLike) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``weights.npz``: ``(seeds (K,), [layer_1, ..., layer_L])``, each layer ``(K, out, in)``
+    (hidden layers, then the read-out; a convolution's kernels flattened to ``in·kh·kw``).
+
+    Raises:
+        PlotInputError: one line naming the file: unreadable, no ``seeds``, layers not numbered
+            1..L, or a layer that is not ``(K, out, in)`` with the K of ``seeds``.
+    """
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # BadZipFile, OSError, ValueError (pickled objects): all unreadable
+        raise PlotInputError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    seeds = arrays.pop("seeds", None)
+    if seeds is None or seeds.ndim != 1:
+        raise PlotInputError(f"{path}: no 1-D array 'seeds' (have: {', '.join(sorted(arrays))})")
+    numbers = sorted(int(m.group(1)) for k in arrays if (m := _WEIGHT_LAYER.match(k)))
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise PlotInputError(f"{path}: layers must be layer_1 … layer_L, got {numbers}")
+    layers = [arrays[f"layer_{k}"] for k in numbers]
+    for k, w in enumerate(layers, start=1):
+        if w.ndim != 3 or w.shape[0] != len(seeds):
+            raise PlotInputError(
+                f"{path}: layer_{k} has shape {w.shape}, expected ({len(seeds)}, out, in)"
+            )
+    return seeds, layers
+
+
+def odd_activation(cfg: Mapping) -> bool:
+    """Whether the run's ``model.activation`` is odd (tanh, linear): a hidden unit and its
+    negative then compute the same function up to a sign. False when the config does not say."""
+    model = cfg.get("model")
+    activation = model.get("activation") if isinstance(model, Mapping) else None
+    return str(activation).lower() in ("tanh", "linear")
+
+
 def load_config(path: str | os.PathLike) -> dict:
     """The run's resolved ``config.yaml`` as a dict; {} if missing or unreadable (logged)."""
     path = Path(path)

@@ -3,17 +3,23 @@ and ``clustering`` record rows (one seed or several: mean ± sd across seeds, me
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from infoflow.analysis import epoch_stats, median_epoch, snr_transitions
 from infoflow.plots._common import (
+    REFERENCE_Z,
     draw_seeds,
     epoch_axis,
     grid_shape,
     layer_color,
     new_figure,
+    reference_style,
     spread_note,
 )
 from infoflow.plots.data import members
@@ -75,10 +81,52 @@ def _layer_name(k: int, readout: int | None) -> str:
     return "read-out" if k == readout else f"T{k}"
 
 
+def transition_note(rows: Sequence[Mapping], readout: int | None) -> str:
+    """One line naming, per weight layer, the median epoch (over seeds) from which the gradient
+    SNR stays below 1, and how many seeds cross: ``T1 350 (48/50), read-out — (0/50)``; ``—``
+    where half the seeds or fewer cross (:func:`infoflow.analysis.median_epoch`)."""
+    events = snr_transitions(rows)
+    medians = median_epoch(events)
+    parts = []
+    for st in epoch_stats(events):
+        at = medians[st.layer]
+        text = f"{_layer_name(st.layer, readout)} " + (f"{at:.0f}" if math.isfinite(at) else "—")
+        parts.append(text + (f" ({st.n}/{st.n_seeds})" if st.n_seeds > 1 else ""))
+    return ", ".join(parts)
+
+
+def _draw_transitions(ax: Axes, rows: Sequence[Mapping], readout: int | None) -> None:
+    """On the SNR panel: the SNR = 1 line; per layer, each seed's transition epoch as a tick on
+    it and the median over seeds as a dotted vertical line in the layer's colour."""
+    ax.axhline(1.0, label="SNR = 1", **reference_style("snr_one"))
+    events = snr_transitions(rows)
+    medians = median_epoch(events)
+    n_seeds = 1
+    for k, at in medians.items():
+        color = "black" if k == readout else layer_color(k)
+        epochs = [ev.epoch for ev in events if ev.layer == k and ev.epoch is not None]
+        n_seeds = max(n_seeds, sum(ev.layer == k for ev in events))
+        ax.plot(epochs, np.ones(len(epochs)), "|", color=color, ms=12, mew=1.3,
+                zorder=REFERENCE_Z, label="_nolegend_")  # fmt: skip
+        if math.isfinite(at):
+            ax.axvline(at, color=color, ls=":", lw=1.4, zorder=REFERENCE_Z, label="_nolegend_")
+    which = "dotted: median over seeds (seeds that cross); ticks: each seed" if n_seeds > 1 else ""
+    head = "Drift → diffusion: epoch from which the SNR stays below 1" + (
+        f" ({which})" if which else ""
+    )
+    body = textwrap.fill(transition_note(rows, readout), width=95)
+    ax.set_title(f"{head}\n{body}", fontsize=8)
+
+
 def gradients_figure(rows: Sequence[Mapping]) -> Figure:
     """Shwartz-Ziv & Tishby's gradient phases: per weight layer (the weights into T_k, and the
     read-out: the output layer, last), the norm of the mean mini-batch gradient over an epoch
     (solid) and of its standard deviation (dashed) on log-log axes, and their ratio (SNR) below.
+
+    The SNR panel marks the drift → diffusion transition: the SNR = 1 line, each seed's epoch from
+    which the SNR stays below 1 (:func:`infoflow.analysis.snr_transitions`) as a tick on it, and
+    the median over seeds as a dotted vertical line per layer, named in the panel's title (with
+    how many seeds cross; ``—``: half the seeds or fewer).
 
     Epochs use the symlog axis of the other figures, starting at the first epoch measured (epoch
     0 has no gradients); values ≤ 0 are not drawn on the log y axes. With several seeds: mean ±
@@ -91,7 +139,7 @@ def gradients_figure(rows: Sequence[Mapping]) -> Figure:
     readout = layers[-1] if len(layers) > 1 else None
     with_snr = _any_positive(data["snr"])
     one_batch = not _any_positive(data["std_norm"])  # sd 0 at every epoch: one step per epoch
-    fig = new_figure(7.0, 6.2 if with_snr else 3.8)
+    fig = new_figure(7.0, 6.6 if with_snr else 3.8)
     axes = fig.subplots(2 if with_snr else 1, 1, sharex=True, squeeze=False)[:, 0]
     n_seeds, first = 1, None
     for k in layers:
@@ -122,6 +170,7 @@ def gradients_figure(rows: Sequence[Mapping]) -> Figure:
     )
     if with_snr:
         axes[1].set_ylabel("SNR = ‖mean‖ / ‖sd‖ [ratio]")
+        _draw_transitions(axes[1], rows, readout)
     for ax in axes:
         ax.set_yscale("log")
         epoch_axis(ax, label=ax is axes[-1])

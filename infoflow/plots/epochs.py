@@ -10,19 +10,24 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from infoflow.analysis import typical_stderr
 from infoflow.plots._common import (
-    CEILING_STYLE,
+    coincide_tolerance,
+    coinciding,
     draw_ceiling_vs_epoch,
     draw_seeds,
+    ensure_span,
     epoch_axis,
     finite,
     info_label,
     layer_color,
     new_figure,
+    noise_span,
+    reference_style,
     spread_note,
     unit_factor,
 )
-from infoflow.plots.data import CEILED, bin_size, ceilings, estimators_with, members
+from infoflow.plots.data import CEILED, bin_size, ceilings, estimators_with, members, spread
 from infoflow.records import preferred_estimator
 
 LOSS_COLUMNS = (
@@ -45,21 +50,55 @@ def _n_seeds(*groups: Mapping) -> int:
     return max((len(by_seed) for g in groups for by_seed in g.values()), default=1)
 
 
-def _info_panel(ax: Axes, data: Mapping, f: float, refs: Sequence[tuple]) -> None:
-    """One line (± band) per layer and the reference lines ``(epochs or None, values, label)``:
-    a reference with epochs is a ceiling recorded per epoch; one without is a constant drawn only
-    where it lies within the data's range (a floor such as H(Y) on the I(X;T) panel)."""
-    for k, by_seed in data.items():
-        draw_seeds(ax, by_seed, f, layer_color(k), f"T{k}")
-    for epochs, value, label, always in refs:
+def _info_panel(
+    ax: Axes, data: Mapping, f: float, refs: Sequence[tuple], stderr: float = math.nan
+) -> None:
+    """One line (± band) per layer and the reference lines ``(epochs or None, values, label,
+    always, style)``: a reference with epochs is a ceiling recorded per epoch; one without is a
+    constant drawn only where it lies within the data's range (a floor such as H(Y) on the
+    I(X;T) panel) unless ``always``. References are drawn above the curves; earlier layers wider,
+    so a layer under another stays visible, and layers that coincide throughout are said to
+    (``T1 = T2``, ``at the ceiling`` where they end on it). The y span is at least
+    :func:`noise_span` of ``stderr`` (the values' typical standard error, nats)."""
+    layers = list(data)
+    for rank, k in enumerate(layers):
+        wide = (len(layers) - 1 - rank) / max(1, len(layers) - 1)
+        draw_seeds(ax, data[k], f, layer_color(k), f"T{k}", lw=1.2 + 1.4 * wide)
+    lo, hi = ax.get_ylim()  # the data's range
+    ceiling = None
+    for epochs, value, label, always, style in refs:
         if epochs is not None:
-            draw_ceiling_vs_epoch(ax, epochs, value, f, label)
-            continue
-        lo, hi = ax.get_ylim()
-        if always or lo <= value * f <= hi:
-            ax.axhline(value * f, color="grey", ls="--" if always else ":", lw=1.1, label=label)
+            draw_ceiling_vs_epoch(ax, epochs, value, f, label, reference_style(style))
+            ceiling = float(np.nanmax(value)) * f
+        elif always or lo <= value * f <= hi:
+            ax.axhline(value * f, label=label, **reference_style(style))
+            ceiling = value * f if always else ceiling
+    ensure_span(ax, noise_span(stderr) * f)
+    _say_coinciding(ax, data, f, coincide_tolerance(stderr) * f, ceiling)
     ax.legend(fontsize=7, ncol=2, loc="best")
     ax.grid(alpha=0.3)
+
+
+def _say_coinciding(ax: Axes, data: Mapping, f: float, tol: float, ceiling: float | None) -> None:
+    """``T1 = T2`` (``at the ceiling``) at the last point of layers whose mean curves agree within
+    ``tol`` at every epoch: the later layer's line hides the earlier one's."""
+    curves = {k: spread(by_seed) for k, by_seed in data.items()}
+    if len(curves) < 2:
+        return
+    epochs = sorted(set.intersection(*(set(c.epoch.tolist()) for c in curves.values())))
+    if not epochs:
+        return
+    points = {k: tuple(c.mean[np.searchsorted(c.epoch, epochs)] * f) for k, c in curves.items()}
+    for group in coinciding(points, (tol,) * len(epochs)):
+        if len(group) < 2:
+            continue
+        y = points[group[0]][-1]
+        text = " = ".join(f"T{k}" for k in group)
+        if ceiling is not None and abs(y - ceiling) <= tol:
+            text += " at the ceiling"
+        ax.annotate(text, (epochs[-1], y), xytext=(-4, -12), textcoords="offset points",
+                    ha="right", fontsize=8, fontweight="bold", color=layer_color(group[0]),
+                    zorder=6)  # fmt: skip
 
 
 def _loss_panel(ax: Axes, training: Sequence[Mapping]) -> None:
@@ -118,12 +157,14 @@ def information_vs_epoch_figure(
             if not data:
                 continue
             if q in measured:
-                refs = [(measured[q].epoch, measured[q].value, CEILING_LABELS[q], True)]
+                kind = "measured_x" if q == "I_XT" else "measured_y"
+                refs = [(measured[q].epoch, measured[q].value, CEILING_LABELS[q], True, kind)]
             else:
-                refs = [] if ref is None else [(None, ref, ref_label, True)]
+                kind = "task_x" if q == "I_XT" else "task_y"
+                refs = [] if ref is None else [(None, ref, ref_label, True, kind)]
             if q == "I_XT" and h_y is not None:
-                refs.append((None, h_y, "H(Y): I(X;T) of the label alone", False))
-            panels.append(("info", data, sym, refs))
+                refs.append((None, h_y, "H(Y): I(X;T) of the label alone", False, "label_y"))
+            panels.append(("info", data, sym, (refs, typical_stderr(rows, estimator, q))))
     if has_loss(training):
         panels.append(("loss", None, None, None))
     if not panels:
@@ -131,9 +172,9 @@ def information_vs_epoch_figure(
     n_seeds = _n_seeds(*(p[1] for p in panels if p[0] == "info"))
     fig = new_figure(7.0, 2.6 * len(panels) + 0.4)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (kind, data, sym, refs) in zip(axes, panels, strict=True):
+    for ax, (kind, data, sym, extra) in zip(axes, panels, strict=True):
         if kind == "info":
-            _info_panel(ax, data, f, refs)
+            _info_panel(ax, data, f, *extra)
             ax.set_ylabel(info_label(sym, units))
         else:
             _loss_panel(ax, training)
@@ -141,7 +182,7 @@ def information_vs_epoch_figure(
     if estimator is not None and panels[0][0] == "info":
         note = spread_note(n_seeds)
         axes[0].set_title(
-            f"Information against epoch — {estimator}" + (f" ({note})" if note else "")
+            f"Information against epoch — {estimator}" + (f"\n({note})" if note else "")
         )
     return fig
 
@@ -202,13 +243,16 @@ def binned_vs_epoch_figure(
                     bottom, data[e][k], f, color, f"H(Bin T), {e}", ls=ls, lw=1.2, band=False
                 )
         if h_x is not None:
-            bottom.axhline(h_x * f, label="H(X) of the evaluation inputs", **CEILING_STYLE)
+            bottom.axhline(h_x * f, label="H(X) of the evaluation inputs",
+                           **reference_style("task_x"))  # fmt: skip
         if not ref:
             bottom.set_title(f"layer T{k}")
         epoch_axis(bottom)
         bottom.grid(alpha=0.3)
     if ref:
+        ensure_span(axes[0, 0], noise_span(typical_stderr(rows, reference, "I_XT")) * f)
         axes[0, 0].set_ylabel(info_label(f"I(X;T), {reference}", units))
+    ensure_span(axes[-1, 0], noise_span(math.nan) * f)  # binned: no standard error
     axes[-1, 0].set_ylabel(info_label("H(Bin T), evaluation inputs", units))
     legend: dict = {}
     for ax in axes.ravel():

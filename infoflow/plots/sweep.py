@@ -13,6 +13,7 @@ returns a :class:`matplotlib.figure.Figure`; :func:`infoflow.plots.save_figure` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -23,19 +24,26 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 
 from infoflow.plots._common import (
-    CEILING_STYLE,
     EPOCH_CMAP,
+    TRANSITION_LABEL,
+    TRANSITION_MARK,
+    coincide_tolerance,
     draw_ceiling_vs_epoch,
+    ensure_span,
     epoch_axis,
     epoch_norm,
     finite,
     grid_shape,
     info_label,
     layer_color,
+    nearest_epoch,
     new_figure,
+    noise_span,
+    reference_style,
     unit_factor,
 )
 from infoflow.plots.data import bin_size
+from infoflow.plots.plane import label_ends
 
 
 class Curve(NamedTuple):
@@ -86,18 +94,24 @@ def _ceiling(curves: Curves, quantity: str) -> float | None:
     return float(np.nanmax(c.mean))
 
 
-def _plane_references(ax: Axes, curves: Curves, estimator: str, f: float, refs) -> None:
-    """Ceilings of the group's ``ceiling`` rows (SP), else the task's H(X), I(X;Y) (``refs``)."""
+def _plane_references(ax: Axes, curves: Curves, estimator: str, f: float, refs) -> float | None:
+    """Ceilings of the group's ``ceiling`` rows (SP), else the task's H(X), I(X;Y) (``refs``);
+    returns the I(X;T) ceiling drawn (scaled), if any."""
     from infoflow.plots.plane import CEILING_LABELS
 
+    x_ceiling = None
     for q, line in (("I_XT", ax.axvline), ("I_TY", ax.axhline)):
-        measured = _ceiling(curves, q) if estimator == "sp" else None
-        if measured is not None:
-            line(measured * f, label=CEILING_LABELS[q], **CEILING_STYLE)
+        at = _ceiling(curves, q) if estimator == "sp" else None
+        if at is not None:
+            kind, label = ("measured_x" if q == "I_XT" else "measured_y"), CEILING_LABELS[q]
         elif refs.get(q) is not None:
-            label = "H(X)" if q == "I_XT" else "I(X;Y)"
-            line(refs[q] * f, color="grey", ls="--" if q == "I_XT" else ":", lw=1.1, zorder=1,
-                 label=label)  # fmt: skip
+            at, label = refs[q], "H(X)" if q == "I_XT" else "I(X;Y)"
+            kind = "task_x" if q == "I_XT" else "task_y"
+        else:
+            continue
+        line(at * f, label=label, **reference_style(kind))
+        x_ceiling = at * f if q == "I_XT" else x_ceiling
+    return x_ceiling
 
 
 def _title(label: str, curves: Curves, estimator: str, quantity: str) -> str:
@@ -121,13 +135,20 @@ def _shared_legend(fig: Figure, axes: Sequence[Axes], ncol: int = 6) -> None:
 
 
 def sweep_information_figure(
-    groups: Mapping[str, Curves], estimator: str, *, quantity: str = "I_XT", units: str = "bits"
+    groups: Mapping[str, Curves],
+    estimator: str,
+    *,
+    quantity: str = "I_XT",
+    units: str = "bits",
+    stderr: float = math.nan,
 ) -> Figure:
     """``quantity`` against epoch per layer: mean ± std across seeds, median dashed (n > 2).
 
     Args:
         groups: ``{panel title: curves}``, one panel per group of runs.
         estimator: e.g. ``"sp"`` or ``"bin:tishby:30"``.
+        stderr: the typical standard error of one estimate (nats; NaN: not recorded): the
+            panels span at least :func:`~infoflow.plots._common.noise_span` of it.
     """
     f = unit_factor(units)
     fig, axes = _panels(len(groups), share=True)
@@ -140,11 +161,15 @@ def sweep_information_figure(
         if ceiling is not None:
             from infoflow.plots.plane import CEILING_LABELS
 
-            draw_ceiling_vs_epoch(ax, ceiling.epoch, ceiling.mean, f, CEILING_LABELS[quantity])
+            kind = "measured_x" if quantity == "I_XT" else "measured_y"
+            draw_ceiling_vs_epoch(ax, ceiling.epoch, ceiling.mean, f, CEILING_LABELS[quantity],
+                                  reference_style(kind))  # fmt: skip
         ax.set_title(_title(label, curves, estimator, quantity), fontsize=9)
         ax.set_ylabel(info_label(symbol, units))
         ax.grid(alpha=0.3)
         epoch_axis(ax)
+    if len(axes):
+        ensure_span(axes[0], noise_span(stderr) * f)  # the panels share their y axis
     _shared_legend(fig, axes)
     fig.suptitle(f"{symbol} across seeds — {estimator} (mean ± std, median dashed)", fontsize=10)
     return fig
@@ -158,23 +183,39 @@ def sweep_plane_figure(
     h_x: float | None = None,
     i_xy: float | None = None,
     ib_curve: tuple[np.ndarray, np.ndarray] | None = None,
+    stderr: tuple[float, float] = (math.nan, math.nan),
+    transitions: Mapping[str, Mapping[int, float]] | None = None,
+    errorbars: bool = True,
+    title: str | None = None,
 ) -> Figure:
-    """Mean information-plane trajectory per layer, with ± std bars on both axes, per group; the
-    markers coloured by epoch (one colour bar for all panels), the panels sharing both axes.
+    """Mean information-plane trajectory per layer, with ± std bars on both axes (``errorbars``),
+    per group; the markers coloured by epoch (one colour bar for all panels), the panels sharing
+    both axes.
 
-    Reference lines (nats): for SP the ceilings of the ``ceiling`` rows (the entropy and H(Y) of
-    the inputs measured) where recorded, else ``h_x`` and ``i_xy``; ``ib_curve`` the optimal IB
-    curve of the task.
+    Reference lines (nats), above the trajectories: for SP the ceilings of the ``ceiling`` rows
+    (the entropy and H(Y) of the inputs measured) where recorded, else ``h_x`` and ``i_xy``;
+    ``ib_curve`` the optimal IB curve of the task. ``transitions``: ``{panel title: {layer:
+    epoch}}``, the drift → diffusion transition of each layer (the median over seeds:
+    :func:`infoflow.analysis.median_epoch`), ringed in green on the trajectory at the nearest
+    measured epoch. Each layer is labelled at its last point; layers that end at the same point
+    share one label (``T1 = T2 at the ceiling``: :func:`infoflow.plots.plane.end_labels`). The
+    axes span at least :func:`~infoflow.plots._common.noise_span` of
+    ``stderr`` (the typical standard errors of I(X;T) and I(T;Y), nats; NaN: not recorded).
     """
     f = unit_factor(units)
     fig, axes = _panels(len(groups), width=4.8, height=4.0, share=True)
     epochs = [int(e) for curves in groups.values() for c in curves.values() for e in c.epoch]
     norm = epoch_norm(epochs)
+    marked = False
+    ends: list[list[tuple]] = []  # per panel: (layer, x, y, colour) at the last epoch
+    x_ceilings: list[float | None] = []
     for ax, (label, curves) in zip(axes, groups.items(), strict=True):
         if ib_curve is not None:
             ax.plot(np.asarray(ib_curve[0]) * f, np.asarray(ib_curve[1]) * f, "k-", lw=1.2,
                     zorder=1, label="optimal IB curve")  # fmt: skip
-        _plane_references(ax, curves, estimator, f, {"I_XT": h_x, "I_TY": i_xy})
+        x_ceilings.append(_plane_references(ax, curves, estimator, f, {"I_XT": h_x, "I_TY": i_xy}))
+        marks = (transitions or {}).get(label, {})
+        ends.append([])
         for k in _layers(curves, estimator, "I_XT"):
             cx, cy = curves[(estimator, "I_XT", k)], curves.get((estimator, "I_TY", k))
             if cy is None:
@@ -182,22 +223,37 @@ def sweep_plane_figure(
             common, ix, iy = np.intersect1d(cx.epoch, cy.epoch, return_indices=True)
             color = layer_color(k)
             x, y = cx.mean[ix] * f, cy.mean[iy] * f
-            ax.errorbar(
-                x, y, xerr=np.nan_to_num(cx.std[ix]) * f, yerr=np.nan_to_num(cy.std[iy]) * f,
-                fmt="-", lw=1.2, elinewidth=0.6, alpha=0.85, color=color, label=f"T{k}", zorder=2,
-            )  # fmt: skip
+            if errorbars:
+                ax.errorbar(
+                    x, y, xerr=np.nan_to_num(cx.std[ix]) * f, yerr=np.nan_to_num(cy.std[iy]) * f,
+                    fmt="-", lw=1.2, elinewidth=0.6, alpha=0.85, color=color, label=f"T{k}",
+                    zorder=2,
+                )  # fmt: skip
+            else:
+                ax.plot(x, y, "-", lw=1.2, alpha=0.85, color=color, label=f"T{k}", zorder=2)
             ax.scatter(x, y, c=common, cmap=EPOCH_CMAP, norm=norm, s=14, zorder=3,
                        edgecolors=[color], linewidths=0.5)  # fmt: skip
+            i = nearest_epoch(common, marks.get(k, math.inf))
+            if i is not None:
+                ax.scatter([x[i]], [y[i]], label="_nolegend_" if marked else TRANSITION_LABEL,
+                           **TRANSITION_MARK)  # fmt: skip
+                marked = True
             if len(x):
-                ax.annotate(f"T{k}", (x[-1], y[-1]), xytext=(3, 3), textcoords="offset points",
-                            color=color, fontsize=8)  # fmt: skip
+                ends[-1].append((k, x[-1], y[-1], color))
         ax.set_title(_title(label, curves, estimator, "I_XT"), fontsize=9)
         ax.set_xlabel(info_label("I(X;T)", units))
         ax.set_ylabel(info_label("I(T;Y)", units))
         ax.grid(alpha=0.3)
+    if len(axes):  # the panels share both axes
+        ensure_span(axes[0], noise_span(stderr[0]) * f, "x")
+        ensure_span(axes[0], noise_span(stderr[1]) * f, "y")
+    tol = (coincide_tolerance(stderr[0]) * f, coincide_tolerance(stderr[1]) * f)
+    for ax, at_end, x_ceiling in zip(axes, ends, x_ceilings, strict=True):
+        label_ends(ax, at_end, tol, x_ceiling)
     fig.colorbar(ScalarMappable(norm=norm, cmap=EPOCH_CMAP), ax=list(axes), label="epoch")
     _shared_legend(fig, axes)
-    fig.suptitle(f"Information plane across seeds — {estimator} (mean ± std)", fontsize=10)
+    what = "mean ± std" if errorbars else "mean over seeds"
+    fig.suptitle(title or f"Information plane across seeds — {estimator} ({what})", fontsize=10)
     return fig
 
 
@@ -220,7 +276,12 @@ MEASURES = (
 
 
 def dependence_figure(
-    points: Mapping[str, Sequence[Dependence]], key: str, estimator: str, *, units: str = "bits"
+    points: Mapping[str, Sequence[Dependence]],
+    key: str,
+    estimator: str,
+    *,
+    units: str = "bits",
+    stderr: float = math.nan,
 ) -> Figure:
     """Peak, final and compression of I(X;T_ℓ) against ``key`` (error bars: std across seeds).
 
@@ -229,6 +290,10 @@ def dependence_figure(
             keys ("" when ``key`` is the only one besides the seed).
         key: the swept key on the x axis, e.g. ``noise.beta``; log scale when its values are
             positive and span more than a factor 10.
+        stderr: the typical standard error of one I(X;T) estimate (nats; NaN: not recorded). The
+            peak and final panels span at least :func:`~infoflow.plots._common.noise_span` of
+            it, the compression panel (a difference of two estimates) of √2 times it, so that a
+            difference below the noise does not fill a panel.
     """
     f = unit_factor(units)
     fig = new_figure(13.5, 3.9)
@@ -251,6 +316,8 @@ def dependence_figure(
         ax.set_ylabel(info_label("I(X;T)", units))
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
+        noise = stderr * (math.sqrt(2) if measure == "compression" else 1.0)
+        ensure_span(ax, noise_span(noise) * f)
     _shared_legend(fig, axes, ncol=8)
     fig.suptitle(f"Dependence on {key} — {estimator} (mean ± std across seeds)", fontsize=10)
     return fig
@@ -287,6 +354,7 @@ def sweep_binned_figure(
             ax.set_title(f"{label}: T{k}", fontsize=8)
             ax.grid(alpha=0.3)
             epoch_axis(ax)
+            ensure_span(ax, noise_span(math.nan) * f)  # binned entropies: no standard error
         row[0].set_ylabel(info_label("H, I", units))
     _shared_legend(fig, axes.ravel(), ncol=max(2, n_cols))  # a wide legend would be cut off
     fig.suptitle("Binned entropy per bin size beside SP (mean across seeds)", fontsize=10)

@@ -57,8 +57,33 @@ def _number(value: str) -> float | None:
         return None
 
 
+def list_value(value: str | None) -> tuple[float, ...] | None:
+    """A list of numbers as an override writes it (``[10,7,5]``, Hydra's form) as a tuple; None
+    for anything else.
+
+    >>> list_value("[10,7,5]"), list_value("[]"), list_value("0.1"), list_value("[a]")
+    ((10.0, 7.0, 5.0), (), None, None)
+    """
+    text = str(value or "").strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    items = [t.strip() for t in text[1:-1].split(",") if t.strip()]
+    numbers = [_number(t) for t in items]
+    return None if any(n is None for n in numbers) else tuple(float(n) for n in numbers)
+
+
 def _sort_key(values: Sequence[str]) -> tuple:
-    return tuple((0, n, "") if (n := _number(v)) is not None else (1, 0.0, v) for v in values)
+    """Numbers in numeric order, then lists of numbers by length (a depth), then element-wise,
+    then anything else as text."""
+    key = []
+    for v in values:
+        if (n := _number(v)) is not None:
+            key.append((0, n, (), ""))
+        elif (items := list_value(v)) is not None:
+            key.append((1, float(len(items)), items, ""))
+        else:
+            key.append((2, 0.0, (), v))
+    return tuple(key)
 
 
 def main_estimator(runs: Sequence[Run]) -> str | None:

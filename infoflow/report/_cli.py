@@ -11,7 +11,7 @@ from pathlib import Path
 
 from infoflow.errors import fail
 from infoflow.records import write_csv_atomic
-from infoflow.report._aggregation import aggregate, compression_table, main_estimator
+from infoflow.report._aggregation import _sort_key, aggregate, compression_table, main_estimator
 from infoflow.report._consistency import (
     check_consistent,
     declared_sweep_keys,
@@ -19,6 +19,7 @@ from infoflow.report._consistency import (
     swept_keys,
 )
 from infoflow.report._figures import draw_figures
+from infoflow.report._phases import PHASE_COLUMNS, depth_key, depth_table, phases_table
 from infoflow.report._reading import ReportError, Run, read_sweep
 from infoflow.report._tables import write_curves_csv, write_runs_csv, write_sweep_csv
 from infoflow.report._wandb import log_to_wandb
@@ -26,6 +27,11 @@ from infoflow.report._wandb import log_to_wandb
 PROG = "infoflow.report"
 log = logging.getLogger(__name__)
 DESCRIPTION = "one table and figures for all runs of a sweep"
+
+
+def _values(runs: Sequence[Run], key: str) -> list[str]:
+    """The values of a swept key, in the report's order (numbers, then lists by length)."""
+    return sorted({r.overrides.get(key, "") for r in runs}, key=lambda v: _sort_key([v]))
 
 
 def summarise(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
@@ -37,8 +43,7 @@ def summarise(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
         f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         "swept: "
         + (
-            "; ".join(f"{k} ({', '.join(sorted({r.overrides.get(k, '') for r in runs}))})"
-                      for k in swept) or "nothing"
+            "; ".join(f"{k} ({', '.join(_values(runs, k))})" for k in swept) or "nothing"
         ),
     ]  # fmt: skip
     for run in runs:
@@ -93,13 +98,20 @@ def report(
         files.append(write_csv_atomic(out / "compression.csv", columns, rows))
     else:
         lines.append("no finished run yet: no peak/final/compression table")
+    phases = phases_table(with_rows, keys, estimator)
+    if phases:
+        columns = [*keys, *PHASE_COLUMNS]
+        files.append(
+            write_csv_atomic(out / "phases.csv", columns, ([r[c] for c in columns] for r in phases))
+        )
+    depth = depth_key(with_rows, keys)
+    if depth is not None and phases:
+        files.append(write_csv_atomic(out / "depth.csv", *depth_table(with_rows, keys, depth,
+                                                                      estimator)))  # fmt: skip
     if figures:
         files += draw_figures(out, with_rows, swept, estimator, table, units)
     if use_wandb:
-        group = log_to_wandb(root, runs, swept, files)
-        lines.append(
-            f"W&B: run 'aggregate' in group {group!r}" if group else "W&B: runs had no W&B logger"
-        )
+        lines.append(log_to_wandb(root, runs, swept, files) or "W&B: runs had no W&B logger")
     return files, lines
 
 

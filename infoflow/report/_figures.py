@@ -10,6 +10,7 @@ from typing import Any
 
 from infoflow.report._aggregation import _number, aggregate
 from infoflow.report._consistency import group_keys, group_label
+from infoflow.report._phases import depth_groups, depth_key, transition_marks
 from infoflow.report._reading import Run
 
 log = logging.getLogger(__name__)
@@ -64,32 +65,57 @@ def draw_figures(
     table: Sequence[Mapping],
     units: str,
 ) -> list[Path]:
-    """Every sweep figure there is data for, into ``out``; a figure that fails is logged."""
+    """Every sweep figure there is data for, into ``out``; a figure that fails is logged.
+
+    Figures: ``information_vs_epoch_<estimator>.png``, ``information_plane_<estimator>.png`` (its
+    layers' drift → diffusion transitions ringed), ``dependence_<key>.png``, ``binned_vs_epoch.png``
+    and, where a list of widths (``model.hidden``) is swept, ``depth_planes.png``: the paper's
+    figure of one information plane per depth, the mean over seeds per layer.
+    """
+    from infoflow.analysis import typical_stderr
     from infoflow.plots import plane_filename, save_figure
     from infoflow.plots import sweep as figs
 
     keys = group_keys(swept)
-    curves = _labelled(aggregate(runs, keys), keys)
+    by_group = aggregate(runs, keys)
+    curves = _labelled(by_group, keys)
     bin_keys = [k for k in keys if not k.startswith("callbacks.binned.")]  # bin sizes side by side
+    rows = [r for run in runs for r in run.rows]
     jobs: list[tuple[str, Any]] = []
     if estimator is not None:
+        se = (typical_stderr(rows, estimator, "I_XT"), typical_stderr(rows, estimator, "I_TY"))
+        marks = transition_marks(runs, keys)
         stem = plane_filename(estimator).removeprefix("information_plane_")
         jobs.append(
             (f"information_vs_epoch_{stem}",
-             lambda: figs.sweep_information_figure(curves, estimator, units=units))
+             lambda: figs.sweep_information_figure(curves, estimator, units=units, stderr=se[0]))
         )  # fmt: skip
         refs = _references(runs)
         jobs.append(
             (plane_filename(estimator),
-             lambda: figs.sweep_plane_figure(curves, estimator, units=units, **refs))
+             lambda: figs.sweep_plane_figure(curves, estimator, units=units, stderr=se,
+                                             transitions=marks, **refs))
         )  # fmt: skip
+        key = depth_key(runs, keys)
+        if key is not None:
+            titled, rename = depth_groups(by_group, keys, key)
+            depth_marks = {rename[label]: m for label, m in marks.items() if label in rename}
+            title = (f"Mean trajectories by depth — {estimator} (mean over seeds per layer; "
+                     "green: gradient SNR < 1 from there on)")  # fmt: skip
+            jobs.append(
+                ("depth_planes.png",
+                 lambda: figs.sweep_plane_figure(titled, estimator, units=units, stderr=se,
+                                                 transitions=depth_marks, errorbars=False,
+                                                 title=title, **refs))
+            )  # fmt: skip
     dep = _dependence_points(table, keys)
     if dep is not None and estimator is not None:
+        se_xt = typical_stderr(rows, estimator, "I_XT")
         jobs.append(
             (f"dependence_{dep[0]}.png",
-             lambda: figs.dependence_figure(dep[1], dep[0], estimator, units=units))
+             lambda: figs.dependence_figure(dep[1], dep[0], estimator, units=units, stderr=se_xt))
         )  # fmt: skip
-    if any(r["estimator"].startswith("bin") for run in runs for r in run.rows):
+    if any(r["estimator"].startswith("bin") and r["quantity"] == "H_T" for r in rows):
         binned = _labelled(aggregate(runs, bin_keys), bin_keys)
         jobs.append(("binned_vs_epoch.png", lambda: figs.sweep_binned_figure(binned, units=units)))
     written = []
