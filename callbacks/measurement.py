@@ -49,9 +49,13 @@ class Measurement:
         self.layer_names: list[str] = list(network.layer_names)
 
     def _pass(self, noise: bool) -> list[LayerOutput]:
+        # A quantized network measures its whole set in one pass: its layers quantize on the
+        # range of the batch at hand, and one grid for all inputs is what makes the codes exact.
+        n = self.inputs.shape[1]
+        chunk = n if getattr(self.network, "quantize_bits", None) else CHUNK
         parts = [
-            self.network.layer_outputs(self.inputs[:, i : i + CHUNK], noise=noise)
-            for i in range(0, self.inputs.shape[1], CHUNK)
+            self.network.layer_outputs(self.inputs[:, i : i + chunk], noise=noise)
+            for i in range(0, n, chunk)
         ]
         layers = zip(*parts, strict=True)  # per layer, its output of every chunk
         return [LayerOutput(*(torch.cat(z, dim=1) for z in zip(*o, strict=True))) for o in layers]

@@ -201,13 +201,17 @@ def read_records(
 
 
 def preferred_estimator(candidates: Sequence[str]) -> str | None:
-    """The estimator that stands for I(X;T) among ``candidates`` (in their order): ``sp``, else the
-    first noiseless binned one, else the first noisy binned one, else the first; None if none.
+    """The estimator that stands for I(X;T) among ``candidates`` (in their order): ``exact`` (a
+    quantized network's), else ``sp``, else the first noiseless binned one, else the first noisy
+    binned one, else the first; None if none.
 
     >>> preferred_estimator(["kde_upper", "bin_noisy:width:0.05", "bin:width:0.05"])
     'bin:width:0.05'
+    >>> preferred_estimator(["bin:width:0.05", "exact"])
+    'exact'
     """
     for pick in (
+        [e for e in candidates if e == "exact"],
         [e for e in candidates if e == "sp"],
         [e for e in candidates if e.startswith("bin:")],
         [e for e in candidates if e.startswith("bin")],

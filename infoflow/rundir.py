@@ -113,7 +113,10 @@ def sweep_name() -> str | None:
 
 def register_resolvers() -> None:
     """The ``${infoflow.*:}`` resolvers the configs use (idempotent)."""
+    from infoflow.help import help_text
+
     resolvers = {
+        "infoflow.help": help_text,
         "infoflow.run_name": run_name,
         "infoflow.sweep_name": sweep_name,
         "infoflow.job_dirname": job_dirname,

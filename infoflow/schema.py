@@ -63,6 +63,7 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "training": "infoflow.callbacks.training.TrainingRecordCallback",
         "information": "infoflow.callbacks.information.InformationCallback",
         "binned": "infoflow.callbacks.binned.BinnedCallback",
+        "exact": "infoflow.callbacks.exact.ExactCallback",
         "clustering": "infoflow.callbacks.clustering.ClusteringCallback",
         "representations": "infoflow.callbacks.representations.RepresentationsCallback",
         "gradients": "infoflow.callbacks.gradients.GradientPhasesCallback",

@@ -150,6 +150,8 @@ def format_duration(seconds: float) -> str:
 def _estimator_words(name: str) -> str:
     if name == "sp":
         return "SP estimator"
+    if name == "exact":
+        return "exact (quantized layers)"
     if name.startswith("bin"):
         return f"binned estimator {name} (no SP estimate: β = 0 or SP off)"
     return f"estimator {name} (no SP or binned estimate)"

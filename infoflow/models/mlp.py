@@ -30,6 +30,7 @@ from infoflow.models.network import (
     check_seeds,
     member_seed,
 )
+from infoflow.models.quantize import Quantize, quantize_weight
 from infoflow.specs import POSITIVE_INT, checked, choice, integer, list_of, number
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -62,10 +63,18 @@ class StackedLinear(nn.Module):
         return torch.baddbmm(self.bias.unsqueeze(2), self.weight, t)
 
 
-def _uniform(shape: tuple[int, ...], fan_in: int, generator: torch.Generator) -> Tensor:
-    # nn.Linear's default init: weight and bias uniform on ±1/sqrt(fan_in).
-    bound = 1.0 / math.sqrt(fan_in)
+def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> Tensor:
     return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+
+
+def _init(a: int, b: int, init: str, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A (b × a) weight and its bias: ``pytorch``, nn.Linear's default (both uniform on
+    ±1/sqrt(fan_in)); ``glorot``, Keras's default (weight uniform on ±sqrt(6/(fan_in +
+    fan_out)), bias 0: Lorenzen et al.'s quantized networks)."""
+    if init == "glorot":
+        return _uniform((b, a), math.sqrt(6.0 / (a + b)), generator), torch.zeros(b)
+    bound = 1.0 / math.sqrt(a)
+    return _uniform((b, a), bound, generator), _uniform((b,), bound, generator)
 
 
 #: Noise of every hidden layer for one pass: (K, sum of widths, B) → β·Z, or None (no noise).
@@ -85,6 +94,13 @@ class MLPEnsemble(nn.Module):
         noise_at_eval: keep the noise on in eval mode (loss and accuracy reported with noise).
         orth_alpha: > 0: after every optimizer step W ← W − α(W Wᵀ W − W) on the hidden weights
             (Goldfeld et al.'s orthonormality regularisation); 0 is off.
+        quantize_bits: k: hidden activations, logits and weights quantized to k bits in training
+            and measuring, with a straight-through gradient, as Lorenzen et al. (2022) do (their
+            TensorFlow rules, :mod:`infoflow.models.quantize`): tanh layers on the range of the
+            batch at hand, other activations and the logits on a moving-average range; the
+            weights of the read-out and of non-tanh layers on their own range. The layers are
+            then discrete: the ``exact`` callback measures their information exactly. Needs β = 0.
+        init: ``pytorch`` (nn.Linear's default) or ``glorot`` (Keras's: Lorenzen et al.).
     """
 
     @checked
@@ -101,10 +117,17 @@ class MLPEnsemble(nn.Module):
         beta: float = 0.0,
         noise_at_eval: bool = False,
         orth_alpha: Annotated[float, number(0)] = 0.0,
+        quantize_bits: Annotated[int | None, integer(1, 16).or_null("(no quantization)")] = None,
+        init: Annotated[str, choice("pytorch", "glorot")] = "pytorch",
     ) -> None:
         super().__init__()
         self.seeds = check_seeds(seeds)
         self.beta = check_beta(beta)
+        if quantize_bits is not None and self.beta > 0:
+            raise ValueError(
+                f"quantize_bits={quantize_bits} needs beta=0: Gaussian noise makes the quantized "
+                "layers continuous again (set noise.beta=0)"
+            )
         if not list(hidden) or min(hidden) < 1 or in_features < 1 or n_classes < 2:
             raise ValueError(
                 f"widths must be positive (hidden non-empty, n_classes >= 2), got in_features="
@@ -119,10 +142,20 @@ class MLPEnsemble(nn.Module):
         layers = []
         for a, b in zip(widths[:-1], widths[1:], strict=True):
             # Per member: weight then bias, layer after layer, each from the member's own stream.
-            pairs = [(_uniform((b, a), a, g), _uniform((b,), a, g)) for g in gens]
+            pairs = [_init(a, b, init, g) for g in gens]
             layers.append(StackedLinear(*(torch.stack(p) for p in zip(*pairs, strict=True))))
         self.layers = nn.ModuleList(layers)
         self.activation = make_activation(activation)
+        self.quantize_bits = quantize_bits
+        self.quantizers: nn.ModuleList | None = None
+        if quantize_bits is not None:
+            k, mode = len(self.seeds), "batch" if activation == "tanh" else "ema"
+            self.quantizers = nn.ModuleList(
+                [Quantize(quantize_bits, mode=mode, members=k) for _ in self.hidden_widths]
+                + [Quantize(quantize_bits, mode="ema", members=k)]  # the logits
+            )
+            # Lorenzen et al. quantize the weights of the read-out and of non-tanh layers.
+            self._quantized_weights = [activation != "tanh"] * len(self.hidden_widths) + [True]
         self._noise_gens: list[torch.Generator] | None = None
         self._restored_noise: list[Tensor] | None = None
 
@@ -170,12 +203,23 @@ class MLPEnsemble(nn.Module):
         parts = noise.split(self.hidden_widths, dim=1) if noise is not None else None
         t = x.transpose(1, 2)  # feature-major inside (StackedLinear)
         outputs = []
-        for i, layer in enumerate(self.layers[:-1]):
-            s = self.activation(layer(t))
+        for i in range(len(self.hidden_widths)):
+            s = self._quantized(i, self.activation(self._affine(i, t)))
             t = s + parts[i] if parts is not None else s
             if keep:
                 outputs.append(LayerOutput(s.transpose(1, 2), t.transpose(1, 2)))
-        return self.layers[-1](t).transpose(1, 2), outputs
+        return self._quantized(-1, self._affine(-1, t)).transpose(1, 2), outputs
+
+    def _affine(self, i: int, t: Tensor) -> Tensor:
+        """Layer i's affine map, with its weight quantized where the network is."""
+        layer = self.layers[i]
+        if self.quantizers is None or not self._quantized_weights[i]:
+            return layer(t)
+        w = quantize_weight(layer.weight, self.quantize_bits, members=len(self.seeds))
+        return torch.baddbmm(layer.bias.unsqueeze(2), w, t)
+
+    def _quantized(self, i: int, s: Tensor) -> Tensor:
+        return s if self.quantizers is None else self.quantizers[i](s)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (K, B, n_classes) of inputs (K, B, in_features): member k sees x[k]. Noise on in

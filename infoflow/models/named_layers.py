@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from infoflow.models.network import INIT_STREAM, LayerOutput, check_beta, check_seeds, member_seed
-from infoflow.specs import checked, list_of, number, text
+from infoflow.models.quantize import Quantize
+from infoflow.specs import checked, integer, list_of, number, text
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -48,6 +49,10 @@ class NamedLayers(nn.Module):
         noise_at_eval: keep the noise on in eval mode.
         orth_alpha: > 0: after every optimizer step W ← W − α(W Wᵀ W − W) on every weight layer
             but the last (Goldfeld et al.); 0 is off.
+        quantize_bits: k: each named layer's output quantized to k bits (straight-through
+            gradient) on the range of the batch at hand, each member its own (the rule Lorenzen
+            et al. use for tanh layers; weights stay in full precision): the measured layers are
+            then discrete, and the ``exact`` callback measures them exactly. Needs β = 0.
 
     Example:
         >>> body = lambda: nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
@@ -70,10 +75,18 @@ class NamedLayers(nn.Module):
         beta: float = 0.0,
         noise_at_eval: bool = False,
         orth_alpha: Annotated[float, number(0)] = 0.0,
+        quantize_bits: Annotated[int | None, integer(1, 16).or_null("(no quantization)")] = None,
     ) -> None:
         super().__init__()
         self.seeds = check_seeds(seeds)
         self.beta = check_beta(beta)
+        if quantize_bits is not None and self.beta > 0:
+            raise ValueError(
+                f"quantize_bits={quantize_bits} needs beta=0: Gaussian noise makes the quantized "
+                "layers continuous again (set noise.beta=0)"
+            )
+        self.quantize_bits = quantize_bits
+        self._quantize = Quantize(quantize_bits, mode="batch") if quantize_bits else None
         self.noise_at_eval = noise_at_eval
         self.orth_alpha = float(orth_alpha)
         self.layer_names = _check_layer_names(layers)
@@ -108,6 +121,8 @@ class NamedLayers(nn.Module):
                 f"a named layer returned {type(out).__name__}, not a tensor: name a submodule "
                 "whose output is one tensor"
             )
+        if self._quantize is not None:
+            out = self._quantize(out)  # under vmap: one member's batch, its own range
         noisy = out + self.beta * torch.randn_like(out) if self._noise_on else out
         if self._captured is not None:
             self._captured.append(LayerOutput(out.flatten(1), noisy.flatten(1)))

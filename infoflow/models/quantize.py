@@ -165,13 +165,21 @@ def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
 
 
 class _FakeQuant(torch.autograd.Function):
+    # forward / setup_context split and a generated vmap rule: usable inside torch.func.vmap
+    # (the ensembles of NamedLayers), one member's tensor at a time.
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: Tensor, lo: Tensor, hi: Tensor, bits: int) -> Tensor:
-        x32 = x.to(torch.float32)
+    def forward(x: Tensor, lo: Tensor, hi: Tensor, bits: int) -> Tensor:
         g = nudge(bits, lo, hi)
-        ctx.save_for_backward(x32, g.lo, g.hi)
+        return (_levels(x.to(torch.float32), g) * g.scale).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: Tensor) -> None:  # noqa: ANN001
+        x, lo, hi, bits = inputs
+        g = nudge(bits, lo, hi)
+        ctx.save_for_backward(x.to(torch.float32), g.lo, g.hi)
         ctx.shapes = (lo.shape, hi.shape)
-        return (_levels(x32, g) * g.scale).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):

@@ -55,8 +55,9 @@ def test_run_leaves_records_metrics_and_figures(make_cfg):
     by_name = {(r["estimator"], r["quantity"]): [] for r in training}
     for r in training:
         by_name[(r["estimator"], r["quantity"])].append(r["epoch"])
-    for name in ("loss", "acc"):  # completed epochs, as in information.csv
-        assert by_name[("train", name)] == by_name[("val", name)] == [1, 2, 3]
+    for name in ("loss", "acc"):  # completed epochs, as in information.csv; 0: before training
+        assert by_name[("train", name)] == by_name[("val", name)] == [0, 1, 2, 3]
+    # the training objective (noise on) exists only once an epoch has been trained
     assert by_name[("train", "loss_noisy")] == by_name[("train", "acc_noisy")] == [1, 2, 3]
     assert all(0 <= r["value"] <= 1 for r in training if r["quantity"].startswith("acc"))
     sp_ixt = [r for r in rows if r["estimator"] == "sp" and r["quantity"] == "I_XT"]
@@ -67,7 +68,7 @@ def test_run_leaves_records_metrics_and_figures(make_cfg):
     with (out / "metrics.csv").open() as fh:  # a sink of the same rows: epochs agree
         metrics = list(csv.DictReader(fh))
     columns = set(metrics[0])
-    assert sorted(int(r["epoch"]) for r in metrics if r.get("train/loss")) == [1, 2, 3]
+    assert sorted(int(r["epoch"]) for r in metrics if r.get("train/loss")) == [0, 1, 2, 3]
     for key in (
         "info/sp/layer1/I_XT",
         "info/bin:width:0.05/layer2/H_T",
