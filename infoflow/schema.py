@@ -17,11 +17,14 @@ extend it (``defaults: [/schema/<group>/<name>@_here_, _self_]``).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib.util
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -214,21 +217,138 @@ def _signature_chain(obj: Any) -> list[Callable]:
     return [c.__init__ for c in obj.__mro__ if "__init__" in vars(c) and c is not object]
 
 
+#: A default that is not a literal (an object): the argument is no config key.
+_OBJECT = object()
+
+
+@cache
+def source_defaults(target: str) -> dict[str, Any] | None:
+    """``target`` 's keyword parameters and their defaults (``MISSING`` where there is none), read
+    from its source with ``ast`` — its own signature, without importing it (torch and Lightning
+    take seconds to import; composing a config or refusing a bad value should not); None when it
+    takes ``**kwargs``. Falls back to importing it where the source cannot tell (a class that
+    inherits its constructor, a compiled module)."""
+    module, _, name = target.rpartition(".")
+    try:
+        node = _definition(module, name)
+        fn = (
+            node
+            if isinstance(node, ast.FunctionDef)
+            else next(
+                b for b in node.body if isinstance(b, ast.FunctionDef) and b.name == "__init__"
+            )
+        )
+    except (OSError, StopIteration, SyntaxError, ImportError, ValueError, LookupError):
+        params = parameters(target)
+        return (
+            None
+            if params is None
+            else {n: MISSING if p.default is p.empty else p.default for n, p in params.items()}
+        )
+    if fn.args.kwarg is not None:
+        return None
+    a = fn.args
+    positional = a.posonlyargs + a.args
+    if isinstance(node, ast.ClassDef):
+        positional = positional[1:]  # self
+    defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+    pairs = [
+        *zip(positional, defaults, strict=True),
+        *zip(a.kwonlyargs, a.kw_defaults, strict=True),
+    ]
+    return {arg.arg: _literal(d) for arg, d in pairs}
+
+
+def _definition(module: str, name: str, depth: int = 0) -> ast.ClassDef | ast.FunctionDef:
+    """The class or function ``name`` of ``module``, following re-exports (``from .x import
+    name`` in a package's ``__init__``) and, for a class without a constructor of its own, its
+    first base class (``class ModelCheckpoint(pl.callbacks.ModelCheckpoint)``)."""
+    tree = ast.parse(_source_file(module).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
+            own = isinstance(node, ast.FunctionDef) or any(
+                isinstance(b, ast.FunctionDef) and b.name == "__init__" for b in node.body
+            )
+            if own or not node.bases or depth >= 6:
+                return node
+            base = _imported_name(tree, module, ast.unparse(node.bases[0]))
+            parent, _, base_name = base.rpartition(".")
+            return _definition(parent, base_name, depth + 1)
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and depth < 6:
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    package = module.split(".")
+                    if node.level:  # relative: from the module's package
+                        is_package = _source_file(module).name == "__init__.py"
+                        package = package[: len(package) - node.level + is_package]
+                        source = ".".join([*package, *([node.module] if node.module else [])])
+                    else:
+                        source = node.module or ""
+                    return _definition(source, alias.name, depth + 1)
+    raise LookupError(f"{module}.{name}")
+
+
+def _imported_name(tree: ast.Module, module: str, dotted: str) -> str:
+    """A name as written in ``module`` (``pl.callbacks.ModelCheckpoint``) as a full dotted path,
+    through the module's imports (``import pytorch_lightning as pl``)."""
+    head, _, rest = dotted.partition(".")
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if (alias.asname or alias.name) == head:
+                    return ".".join([alias.name, *([rest] if rest else [])])
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            for alias in node.names:
+                if (alias.asname or alias.name) == head:
+                    return ".".join([node.module or "", alias.name, *([rest] if rest else [])])
+    return f"{module}.{dotted}"
+
+
+def _literal(node: ast.expr | None) -> Any:
+    if node is None:
+        return MISSING
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return _OBJECT
+
+
+def _source_file(module: str) -> Path:
+    """The file of ``module``, found without running it (only its top-level package's spec is
+    looked up; packages installed under another name, e.g. infoflow.callbacks, through theirs)."""
+    parts = module.split(".")
+    spec = importlib.util.find_spec(parts[0])
+    for i, part in enumerate(parts[1:], start=2):
+        places = list(spec.submodule_search_locations or []) if spec else []
+        here = [Path(p) / part for p in places]
+        found = [f for d in here for f in (d / "__init__.py", d.with_suffix(".py")) if f.is_file()]
+        spec = importlib.util.find_spec(".".join(parts[:i])) if not found else None
+        if found and i == len(parts):
+            return found[0]
+        if found:
+            spec = importlib.util.spec_from_file_location(".".join(parts[:i]), found[0])
+            if found[0].name == "__init__.py":
+                spec.submodule_search_locations = [str(found[0].parent)]
+    if spec is None or spec.origin is None:
+        raise ImportError(module)
+    return Path(spec.origin)
+
+
 def structured(target: str, partial: bool = False) -> type | None:
     """A dataclass of ``target`` 's keyword arguments with their defaults (``???`` where there is
     none), the ones infoflow sets (:data:`SET_BY`) left out; None when it takes ``**kwargs``.
     ``partial``: built as a function of what infoflow adds later (an optimizer of the model's
     parameters)."""
-    params = parameters(target)
+    params = source_defaults(target)
     if params is None:
         return None
     fields: list[tuple] = [("_target_", str, field(default=target))]
     if partial:
         fields.append(("_partial_", bool, field(default=True)))
-    for name, p in params.items():
-        if name in SET_BY:
+    for name, default in params.items():
+        if name in SET_BY or default is _OBJECT:
             continue
-        default = MISSING if p.default is inspect.Parameter.empty else p.default
         if isinstance(default, tuple):
             default = list(default)
         if not _config_value(default):

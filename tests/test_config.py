@@ -130,3 +130,39 @@ def test_keys_hydra_excludes_from_run_names_exist():
 def test_missing_checkpoint_is_reported(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="ckpt_path"):
         check_config(make_cfg(f"ckpt_path={tmp_path}/nope.ckpt"))
+
+
+def test_the_schema_read_from_source_is_the_imported_signature():
+    """The structured configs come from each constructor's source (ast), so composing a config
+    needs no torch; the keys and defaults are exactly those of the imported signature."""
+    import inspect
+
+    from omegaconf import MISSING
+
+    from infoflow.schema import COMPONENTS, parameters, source_defaults
+
+    for options in COMPONENTS.values():
+        for target in options.values():
+            read, imported = source_defaults(target), parameters(target)
+            assert (read is None) == (imported is None), target
+            if read is None:
+                continue
+            assert list(read) == list(imported), target
+            for name, p in imported.items():
+                want = MISSING if p.default is inspect.Parameter.empty else p.default
+                if isinstance(want, int | float | str | bool | tuple | type(None)):
+                    assert read[name] == want, (target, name)
+
+
+@pytest.mark.slow
+def test_a_bad_value_is_refused_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runpy; sys.argv = ['infoflow', 'noise.beta=-1'];\n"
+        "try:\n    runpy.run_module('infoflow', run_name='__main__')\n"
+        "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr
