@@ -102,7 +102,11 @@ def setting(default: Any, spec: Spec | None, meaning: str) -> Any:
 class NoiseConfig:
     """Goldfeld et al.'s Gaussian noise after every measured layer."""
 
-    beta: Any = setting(0.005, number(0), "std β of the noise; 0 is a deterministic network")
+    beta: Any = setting(
+        0.005,
+        Spec(number(0).ok, "must be a number >= 0 and finite; 0 is deterministic"),
+        "std β of the noise; 0 is a deterministic network",
+    )
     at_eval: Any = setting(
         False, boolean(), "keep the noise on when reporting loss and accuracy (default: off)"
     )

@@ -34,8 +34,13 @@ def _starts_a_process(item: pytest.Item) -> bool:
     """Whether the test's own body, or a fixture it uses, starts a process."""
     funcs = [getattr(item, "function", None)]
     info = getattr(item, "_fixtureinfo", None)
-    if info is not None:
-        funcs += [d.func for defs in info.name2fixturedefs.values() for d in defs]
+    if info is not None:  # this repository's fixtures (pytest's own, e.g. capsys, start nothing)
+        funcs += [
+            d.func
+            for defs in info.name2fixturedefs.values()
+            for d in defs
+            if str(inspect.getsourcefile(d.func) or "").startswith(str(ROOT))
+        ]
     for func in funcs:
         try:
             source = inspect.getsource(func) if func is not None else ""

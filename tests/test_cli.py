@@ -35,7 +35,7 @@ def test_two_epoch_run_leaves_its_files(finished_run):
     run_dir, proc = finished_run
     assert proc.returncode == 0, proc.stderr[-2000:]
     training = read_records(run_dir / "training.csv")
-    assert {r["epoch"] for r in training if r["quantity"] == "loss"} == {1, 2}
+    assert {r["epoch"] for r in training if r["quantity"] == "loss"} == {0, 1, 2}  # 0: untrained
     # The measuring callbacks measure before training too (epoch 0) and after the last epoch.
     information = read_records(run_dir / "information.csv")
     assert {r["epoch"] for r in information if r["estimator"] == "sp"} == {0, 1, 2}
@@ -77,9 +77,45 @@ def test_full_traceback_on_request(tmp_path):
     assert proc.returncode == 1 and "Traceback" in proc.stderr
 
 
-def test_unknown_config_option_gets_hydras_message(tmp_path):
-    proc = run_cli("model=nope", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert proc.returncode != 0 and "Could not find 'model/nope'" in proc.stderr
+def test_unknown_options_and_keys_are_one_line_naming_what_there_is(tmp_path):
+    cases = {
+        ("model=nope",): "invalid config: model=nope (no such option; available: custom, mnist_cnn",
+        (
+            "trainer.max_epoch=5",
+        ): "trainer.max_epoch=5 (no such key; did you mean trainer.max_epochs",
+        (
+            "estimater.n_points=5",
+        ): "estimater.n_points=5 (no such key; did you mean schedule.n_points",
+        (
+            "+trainer.max_epoch=5",
+        ): "not an argument of pytorch_lightning.Trainer (did you mean max_epochs",
+    }
+    for args, words in cases.items():
+        proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and words in lines[0], proc.stderr
+        assert not (tmp_path / "run").exists()
+
+
+def test_help_explains_every_group_with_examples(tmp_path):
+    proc = run_cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for words in ("Examples:", "model=custom", "model_dataset", "mnist_cnn_mnist", "schedule.n_points",
+                  "experiment", "tishby_depth", "hydra.searchpath"):  # fmt: skip
+        assert words in proc.stdout, words
+
+
+def test_a_folder_of_the_users_configs(tmp_path):
+    conf = tmp_path / "myconf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "tiny.yaml").write_text("defaults:\n  - szt\n  - _self_\nhidden: [6, 3]\n")
+    proc = run_cli(
+        f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "model=tiny", *FAST,
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_records(tmp_path / "run" / "information.csv")
+    assert {r["layer"] for r in rows if r["estimator"] == "sp"} == {1, 2}
 
 
 def test_bad_input_lightning_finds_at_fit_is_one_line_and_a_failed_status(tmp_path):

@@ -76,10 +76,69 @@ def test_no_import_cycles():
     assert _cycle(_graph("infoflow", "callbacks")) is None
 
 
-def test_infoflow_never_imports_the_callbacks():
+#: The architecture, bottom up: a module imports only from its own layer or below.
+LAYERS = [
+    # plain helpers anything may use
+    ["infoflow.errors", "infoflow.io", "infoflow.specs", "infoflow.stopping", "infoflow.threads"],
+    # pure estimators, and the tidy records
+    ["infoflow.estimators", "infoflow.records"],
+    # data and models (no estimators), analysis and summaries of records
+    [
+        "infoflow.data",
+        "infoflow.models",
+        "infoflow.analysis",
+        "infoflow.summary",
+        "infoflow.loggers",
+    ],
+    # the callbacks (the only code that knows models and estimators), figures of records
+    ["infoflow.callbacks", "infoflow.plots"],
+    # the app on top: everything else (__main__, cli, schema, checks, build, train, sweep, ...)
+]
+
+
+def _layer(module: str) -> int:
+    found = [
+        (i, n) for i, names in enumerate(LAYERS) for n in names
+        if module == n or module.startswith(f"{n}.")
+    ]  # fmt: skip
+    return max(found, key=lambda f: len(f[1]))[0] if found else len(LAYERS)
+
+
+def test_imports_point_down_the_layers():
     graph = _graph("infoflow", "callbacks")
-    bad = {m: d for m, d in graph.items() if not m.startswith("infoflow.callbacks")}
-    bad = {m: sorted(x for x in d if x.startswith("infoflow.callbacks")) for m, d in bad.items()}
+    up = [
+        f"{m} -> {d}" for m, deps in sorted(graph.items()) for d in sorted(deps)
+        if _layer(d) > _layer(m)
+    ]  # fmt: skip
+    assert up == []
+
+
+def test_models_and_data_know_no_estimators_and_figures_read_only_records():
+    graph = _graph("infoflow", "callbacks")
+    rules = {
+        ("infoflow.models", "infoflow.data"): ("infoflow.estimators", "infoflow.records"),
+        ("infoflow.plots", "infoflow.report", "infoflow.analysis"): (
+            "infoflow.models", "infoflow.data", "infoflow.estimators", "infoflow.callbacks",
+            "infoflow.train", "infoflow.build",
+        ),
+    }  # fmt: skip
+    bad = [
+        f"{m} -> {d}"
+        for owners, banned in rules.items()
+        for m, deps in graph.items() if m.startswith(owners)
+        for d in deps if d.startswith(banned)
+    ]  # fmt: skip
+    assert bad == []
+
+
+def test_infoflow_never_imports_the_callbacks():
+    """Below the app, only the callbacks themselves know the callbacks."""
+    graph = _graph("infoflow", "callbacks")
+    bad = {
+        m: sorted(d for d in deps if d.startswith("infoflow.callbacks"))
+        for m, deps in graph.items()
+        if not m.startswith("infoflow.callbacks") and _layer(m) < len(LAYERS)
+    }
     assert {m: d for m, d in bad.items() if d} == {}
 
 
