@@ -39,7 +39,7 @@ def _starts_a_process(item: pytest.Item) -> bool:
             d.func
             for defs in info.name2fixturedefs.values()
             for d in defs
-            if str(inspect.getsourcefile(d.func) or "").startswith(str(ROOT))
+            if str(inspect.getsourcefile(d.func) or "").startswith(str(ROOT / "tests"))
         ]
     for func in funcs:
         try:
