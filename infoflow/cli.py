@@ -15,6 +15,7 @@ class's signature).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -65,15 +66,37 @@ def prepare(argv: Sequence[str]) -> list[str]:
     flags, positions = split_arguments(argv)
     if any(f.split("=")[0] in _INFO_FLAGS for f in flags) or not positions:
         return argv
+    extra = _search_path(flags, [argv[i] for i in positions])
+    if extra is None:  # another primary config: Hydra's to compose and to report
+        return argv
     for _ in range(len(positions) + 1):  # each round fixes one override or fails
-        problem = _compose_error([argv[i] for i in positions])
+        problem = _compose_error([argv[i] for i in positions] + extra)
         if problem is None:
             return argv
-        fixed = _fix(problem, argv, positions)
+        fixed = _fix(problem, argv, positions, extra)
         if fixed is None:
             sys.exit(fail(problem))
         argv = fixed
     return argv
+
+
+def _search_path(flags: list[str], overrides: list[str]) -> list[str] | None:
+    """``--config-dir DIR`` as the search-path override that composes the same config; None when
+    the command names another primary config (``--config-name``, ``--config-path``) or sets the
+    search path itself as well (then Hydra alone composes it)."""
+    dirs = [
+        flags[i + 1] if "=" not in f else f.split("=", 1)[1]
+        for i, f in enumerate(flags)
+        if f.split("=")[0] in ("--config-dir", "-cd") and ("=" in f or i + 1 < len(flags))
+    ]
+    if any(f.split("=")[0] in ("--config-name", "-cn", "--config-path", "-cp") for f in flags):
+        return None
+    if not dirs:
+        return []
+    if any(o.lstrip("+~").startswith("hydra.searchpath") for o in overrides):
+        return None
+    paths = ",".join(f"file://{os.path.abspath(d)}" for d in dirs)
+    return [f"hydra.searchpath=[{paths}]"]
 
 
 def _first_values(overrides: list[str]) -> list[str]:
@@ -110,7 +133,7 @@ def _compose_error(overrides: list[str]) -> str | None:
     return None
 
 
-def _fix(problem: str, argv: list[str], positions: list[int]) -> list[str] | None:
+def _fix(problem: str, argv: list[str], positions: list[int], extra: list[str]) -> list[str] | None:
     """``argv`` with the override behind ``problem`` written ``++`` (an argument of a component
     the user named), or None after printing the one line that says what is wrong."""
     found = re.search(r"Could not (?:override|append to config)[^']*'([^']+)'", problem)
@@ -119,11 +142,22 @@ def _fix(problem: str, argv: list[str], positions: list[int]) -> list[str] | Non
         key = found.group(1).lstrip("+~")
         where = next(i for i in positions if argv[i].lstrip("+~").startswith(f"{key}="))
         others = [argv[i] for i in positions if i != where]
-        cfg = _compose_or_none(others)
+        cfg = _compose_or_none(others + extra)
         if cfg is not None and _takes_argument(cfg, key):
             return [*argv[:where], "++" + argv[where].lstrip("+"), *argv[where + 1 :]]
         value = argv[where].split("=", 1)[1]
         sys.exit(fail(_unknown_key_line(key, value, cfg)))
+    in_file = re.search(r"In '([^']+)':.*?Key '[^']+' (?:is )?not in.*?full_key: (\S+)", problem)
+    if in_file:
+        where, key = in_file.groups()
+        cfg = _compose_or_none(
+            [argv[i] for i in positions if not argv[i].startswith(f"{where.split('/')[0]}=")]
+            + extra
+        )
+        line = _unknown_key_line(key, "...", cfg).replace(
+            f"{key}=... (", f"{key} (set in {where}: "
+        )
+        sys.exit(fail(line))
     option = _NO_OPTION.search(problem)
     if option:
         available = re.search(

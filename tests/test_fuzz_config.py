@@ -12,6 +12,7 @@ import copy
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -183,8 +184,7 @@ def test_bad_value_is_one_line_naming_the_key(composed, overrides, key):
 
 
 def _run(tmp: Path, overrides: list[str]) -> tuple[int, str, list[str]]:
-    cwd = tmp / "_".join(overrides).replace("/", "|")[:100]
-    cwd.mkdir()
+    cwd = Path(tempfile.mkdtemp(prefix="case_", dir=tmp))  # an empty folder of its own
     env = {**os.environ, "WANDB_MODE": "disabled"}
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.run(

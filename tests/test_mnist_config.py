@@ -215,7 +215,7 @@ def test_compare_multirun_trains_the_three_variants_and_plot_compares_them(
     saved = sorted(sweep.glob("*/config.yaml"))
     assert len(saved) == 3 and all((p.parent / "checkpoints/last.ckpt").is_file() for p in saved)
     setups = [OmegaConf.load(p) for p in saved]  # job order: deterministic, noisy, dropout
-    assert [(c.noise.beta, c.model.dropout) for c in setups] == [
+    assert [(c.noise.beta, c.model.net.dropout) for c in setups] == [
         (0.0, 0.0),
         (0.01, 0.0),
         (0.0, 0.2),
