@@ -107,7 +107,7 @@ def check_config(cfg: DictConfig, here: bool = True) -> None:
     _check_schedules(cfg)
     if here:
         _check_device(cfg)
-    _check_trainer(cfg)
+    _check_trainer(cfg, build=here)  # Lightning checks its devices against this machine
     _check_split(cfg)
     _check_ensemble(cfg)
     _build_callbacks(cfg)
@@ -282,7 +282,7 @@ def _check_schedules(cfg: DictConfig) -> None:
             )  # fmt: skip
 
 
-def _check_trainer(cfg: DictConfig) -> None:
+def _check_trainer(cfg: DictConfig, build: bool = True) -> None:
     """What infoflow's training needs of the Trainer: a number of epochs (the schedules count
     them), and no option that manual optimisation rejects."""
     trainer = cfg.get("trainer")
@@ -301,14 +301,17 @@ def _check_trainer(cfg: DictConfig) -> None:
         if key in trainer:
             spec.check(f"trainer.{key}", trainer.get(key))
 
-    def build(node: DictConfig) -> None:
+    if not build:
+        return
+
+    def make(node: DictConfig) -> None:
         with _quiet_lightning():
             instantiate(node, logger=False, enable_checkpointing=False, default_root_dir=None)
 
     try:
-        build(trainer)
+        make(trainer)
     except Exception as exc:  # noqa: BLE001 - Lightning's own checks: one line naming the key
-        raise refused("trainer", trainer, exc, "Lightning", build) from None
+        raise refused("trainer", trainer, exc, "Lightning", make) from None
 
 
 def refused(

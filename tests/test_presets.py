@@ -63,7 +63,7 @@ def test_every_preset_runs_with_a_tiny_budget(make_cfg, tmp_path, preset):
     if preset in MNIST:
         write_tiny_mnist(tmp_path / "data")
         extra = [*TINY_MNIST, "dataset.download=false", "trainer.limit_train_batches=1"]
-    if preset in ("tishby_szt_sweep", "quantized_szt"):  # validate every 10th epoch: not the 1st
+    if preset in ("tishby_szt_sweep", "quantized_szt", "tishby_depth"):  # validate every 10th
         extra = ["trainer.check_val_every_n_epoch=1", "ensemble.size=2"]
     chosen = [f"experiment={preset}", *extra]
     cfg = make_cfg(*chosen, *tiny(make_cfg, *chosen))

@@ -299,6 +299,6 @@ def test_a_sweep_is_checked_as_its_jobs_will_be_but_not_against_this_machine(tmp
     _check_sweep(tmp_path, "trainer=gpu", "seed=0,1")  # a login node has no GPU; its jobs will
     _check_sweep(tmp_path, "noise.beta=0.01,-1")  # a bad swept value fails its own job only
     with pytest.raises(SystemExit) as exc:
-        _check_sweep(tmp_path, "trainer=gpu", "seed=0,1", "optimizer.lr=0")
-    assert exc.value.code == 1 and "optimizer.lr=0" in capsys.readouterr().err
+        _check_sweep(tmp_path, "trainer=gpu", "seed=0,1", "optimizer.lr=-1")
+    assert exc.value.code == 1 and "optimizer.lr=-1" in capsys.readouterr().err
     assert not (tmp_path / "sweep").exists()
