@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
 from infoflow.checks import check_config
@@ -27,8 +27,9 @@ from infoflow.rundir import (
     register_resolvers,
     write_json_atomic,
 )
+from infoflow.schema import register
 from infoflow.sweep import SweepSummary, check_ddp_in_multirun
-from tests.conftest import CONF_DIR, ROOT, run_cli, wandb_records
+from tests.conftest import ROOT, run_cli, wandb_records
 
 TINY = ["--config-dir", str(ROOT / "tests" / "conf"), "experiment=sweep_tiny"]
 
@@ -36,7 +37,8 @@ TINY = ["--config-dir", str(ROOT / "tests" / "conf"), "experiment=sweep_tiny"]
 def compose_all(*overrides: str) -> DictConfig:
     """The app's config with Hydra's own node (launcher, sweeper), as a multirun sees it."""
     register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    register()
+    with initialize_config_module("infoflow.conf", version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
 
 
@@ -287,7 +289,8 @@ def _check_sweep(tmp_path: Path, *task: str) -> None:
     from infoflow.checks import CheckBeforeRun
 
     register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    register()
+    with initialize_config_module("infoflow.conf", version_base="1.3"):
         cfg = compose("config", return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.overrides.task = list(task)

@@ -12,14 +12,15 @@ from types import SimpleNamespace
 
 import pytest
 import wandb
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
 from infoflow.callbacks.wandb_charts import WandbChartsCallback, information_charts, plane_rows
 from infoflow.loggers import WandbLogger
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, TRAINING_FILE, append_rows
 from infoflow.rundir import register_resolvers, run_name
-from tests.conftest import CONF_DIR, wandb_records
+from infoflow.schema import register
+from tests.conftest import wandb_records
 
 # Two layers, two seeds, three epochs; layer 2 compresses after epoch 1.
 XT = {1: [2.0, 3.0, 3.0], 2: [1.0, 2.5, 1.5]}
@@ -85,9 +86,10 @@ def test_plane_skips_points_without_both_values_and_nan():
 def hydra_app_overrides():
     """HydraConfig set as in ``python -m infoflow ARGS``: a composed config with its overrides."""
     register_resolvers()
+    register()
 
     def _set(*overrides: str) -> None:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module("infoflow.conf", version_base="1.3"):
             cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
 
