@@ -1001,6 +1001,14 @@ def section_check(args: argparse.Namespace) -> None:
             flat = torch.cat([p.detach()[m].reshape(-1) for p in loop.params]).double()
             member = (records[:, :, m : m + 1], flat)
             _compare(f"{design_name} K={k}: member {m} (the single run of seed {m})", one, member)
+    # The Tishby setting: B = 512, β = 0, last minibatches of 410, 307 and 205 rows.
+    for fraction in (0.85, 0.45, 0.05):
+        tishby = szt_task(k, batch=512, beta=0.0, train_fraction=fraction)
+        _compare(
+            f"PROPOSED K={k}, B=512, beta=0, fraction {fraction} (app design)",
+            _loop_records(tishby, APP, e),
+            _loop_records(tishby, PROPOSED, e),
+        )
     # How far float-tolerance differences drift over a longer run, beside seed-to-seed spread.
     long = args.check_long
     print(f"\nafter {long} epochs: max |diff| over the run of records; parameters at the end")
