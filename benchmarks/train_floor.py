@@ -21,6 +21,8 @@ median over ``--repeats`` interleaved repeats, start-up and ``--warmup`` epochs 
 - ``lightning``: the same loops inside ``pytorch_lightning.Trainer`` (one epoch per step or one
   minibatch per step; raw vs ``manual_backward`` vs ``LightningOptimizer``), and infoflow's own
   ClassifierModule;
+- ``callbacks``: what infoflow's per-epoch callbacks and loggers (training record, CSV, W&B
+  offline, checkpoint every 10th epoch, progress bar) add to the proposed epoch step;
 - ``ensemble``: K = 8, 50 stacked members, B = 256 / 512, β = 0.005 / 0, vs K separate loops;
 - ``tishby``: the tishby_szt_sweep jobs (K = 50, B = 512, β = 0, fractions 5/45/85 %,
   validation every 10th epoch);
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import statistics
 import tempfile
@@ -826,9 +829,153 @@ def section_lightning(args: argparse.Namespace) -> None:
         "  same + log_dict of the record each epoch": module(proposed, log_record=True),
     }
     rows = medians(runs, args.repeats)
+    costs = lightning_call_costs()
     print_table(
         f"Lightning, one SZT net, B=256, beta=0.005, {ep} epochs after {wu}, median of "
         f"{args.repeats}",
+        rows,
+        next(iter(rows)),
+    )
+    print("per call, inside a running fit (best of 7 x 300 calls):")
+    for name, us in costs.items():
+        print(f"  {name:50s} {us:7.1f} us")
+
+
+class CallCosts(pl.LightningModule):
+    """Times, inside a running fit, Lightning's per-call wrappers against the raw calls: µs per
+    call of ``manual_backward`` vs ``Tensor.backward`` and ``LightningOptimizer.step`` vs
+    ``Optimizer.step`` on a one-parameter graph (best of several rounds)."""
+
+    def __init__(self, calls: int = 300, rounds: int = 7) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.w = torch.nn.Parameter(torch.ones(3))
+        self.calls, self.rounds = calls, rounds
+        self.costs: dict[str, float] = {}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([self.w], lr=1e-3, fused=True)
+
+    def train_dataloader(self) -> list[int]:
+        return [0]
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):  # noqa: ANN001
+        return batch
+
+    def _best(self, fn: Callable[[], object]) -> float:
+        best = math.inf
+        for _ in range(self.rounds):
+            start = time.perf_counter()
+            for _ in range(self.calls):
+                fn()
+            best = min(best, (time.perf_counter() - start) / self.calls)
+        return 1e6 * best
+
+    def training_step(self, batch: int, batch_idx: int) -> None:
+        lopt, opt = self.optimizers(), self.optimizers(use_pl_optimizer=False)
+        self.costs["loss.backward()"] = self._best(lambda: (self.w * 2).sum().backward())
+        self.costs["self.manual_backward(loss)"] = self._best(
+            lambda: self.manual_backward((self.w * 2).sum())
+        )
+        self.costs["optimizer.step() (fused Adam)"] = self._best(opt.step)
+        self.costs["self.optimizers().step() (LightningOptimizer)"] = self._best(lopt.step)
+
+
+def lightning_call_costs() -> dict[str, float]:
+    module = CallCosts()
+    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
+        pl.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            logger=False,
+            enable_checkpointing=False,
+            default_root_dir=tmp,
+        ).fit(module)
+    return module.costs
+
+
+# ---------------------------------------------------------------------------------------------
+# Section: infoflow's per-epoch callbacks and loggers on top of the proposed epoch step
+
+
+class RecordingModule(EpochStepModule):
+    """:class:`EpochStepModule` with the interface infoflow's training-record callback reads."""
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.loop.task.seeds
+
+    def epoch_record(self) -> dict[str, list[float]]:
+        return dict(zip(RECORD, self.records[-1], strict=True)) if self.records else {}
+
+
+def section_callbacks(args: argparse.Namespace) -> None:
+    """What each of infoflow's per-epoch callbacks and loggers adds to an epoch (cumulative)."""
+    from infoflow.callbacks.progress import EpochProgressBar
+    from infoflow.callbacks.training import TrainingRecordCallback
+    from infoflow.checkpoint import ModelCheckpoint
+    from infoflow.loggers import WandbLogger
+
+    task = szt_task(1)
+    ep, wu = args.epochs, max(args.warmup, 1)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+
+    def run(extras: list[str], every: int = 1) -> Callable[[], float]:
+        def go() -> float:
+            clock = EpochClock()
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                quiet_lightning(),
+                open(os.devnull, "w") as null,
+                contextlib.redirect_stdout(null),
+            ):
+                callbacks: list[pl.Callback] = [clock]
+                loggers: list = []
+                if "record" in extras:
+                    callbacks.append(TrainingRecordCallback(tmp, seed=0, every_n_epochs=every))
+                if "csv" in extras:
+                    loggers.append(pl.loggers.CSVLogger(tmp, name="", version=""))
+                if "wandb" in extras:
+                    loggers.append(WandbLogger(project="bench", save_dir=tmp))
+                if "checkpoint" in extras:
+                    callbacks.append(
+                        ModelCheckpoint(dirpath=tmp, filename="last", every_n_epochs=10)
+                    )
+                if "bar" in extras:
+                    callbacks.append(EpochProgressBar())
+                trainer = pl.Trainer(
+                    max_epochs=wu + ep,
+                    accelerator="cpu",
+                    enable_progress_bar="bar" in extras,
+                    enable_model_summary=False,
+                    logger=loggers or False,
+                    enable_checkpointing="checkpoint" in extras,
+                    num_sanity_val_steps=0,
+                    limit_val_batches=0,
+                    default_root_dir=tmp,
+                    callbacks=callbacks,
+                )
+                trainer.fit(RecordingModule(Loop(task, PROPOSED)))
+                if "wandb" in extras:
+                    import wandb
+
+                    wandb.finish()
+            return 1e3 * (clock.times[-1] - clock.times[wu - 1]) / ep
+
+        return go
+
+    steps = ["record", "csv", "wandb", "checkpoint", "bar"]
+    runs = {"PROPOSED epoch step, no callbacks or loggers": run([])}
+    for i, name in enumerate(steps):
+        runs[f"+ {name}"] = run(steps[: i + 1])
+    runs["all, training record every 10th epoch"] = run(steps, every=10)
+    rows = medians(runs, args.repeats)
+    print_table(
+        f"infoflow's per-epoch callbacks on the PROPOSED epoch step (cumulative), one net, "
+        f"{ep} epochs",
         rows,
         next(iter(rows)),
     )
@@ -1065,6 +1212,7 @@ SECTIONS = {
     "check": section_check,
     "single": section_single,
     "lightning": section_lightning,
+    "callbacks": section_callbacks,
     "ensemble": section_ensemble,
     "tishby": section_tishby,
     "compile": section_compile,
@@ -1083,7 +1231,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--sections",
-        default="check,single,lightning,ensemble,tishby",
+        default="check,single,lightning,callbacks,ensemble,tishby",
         help=f"comma-separated, of {','.join(SECTIONS)}",
     )
     args = parser.parse_args()
