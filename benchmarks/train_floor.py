@@ -14,7 +14,11 @@ datamodule's generators), so a loop and ``python -m infoflow`` of the same seed 
 network (section ``check``).
 
 A :class:`Design` picks how the same work is done (layout, parameter storage, Adam kernel, when
-noise is drawn, backward); :class:`Loop` runs it. Sections (each prints a table, ms per epoch,
+noise is drawn, backward); :class:`Loop` runs it. Named designs: ``CAREFUL`` (what a competent
+user writes), ``APP`` (infoflow's math today, bit-identical to it), ``FAST_AUTOGRAD`` (every
+trick that keeps autograd), ``FASTEST`` (hand backward, fused Adam kernel), ``EXACT`` (hand
+backward, torch's default Adam math: bit-identical to ``APP``), ``PROPOSED`` (``EXACT`` with the
+numpy row gather and the records summed once per epoch) and ``PROPOSED_NP`` (with numpy's tanh). Sections (each prints a table, ms per epoch,
 median over ``--repeats`` interleaved repeats, start-up and ``--warmup`` epochs excluded):
 
 - ``single``: one net, B = 256, β = 0.005, from the careful baseline to the fastest design;
