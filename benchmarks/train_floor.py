@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from infoflow.data.datamodule import SZTDataModule
-from infoflow.models.ensemble import NOISE_STREAM, MLPEnsemble, member_seed
+from infoflow.models.mlp import MLPEnsemble
+from infoflow.models.network import NOISE_STREAM, member_seed
 from infoflow.models.module import ClassifierModule
 
 HIDDEN = (10, 7, 5, 4, 3)
@@ -103,7 +104,7 @@ def szt_task(
     """The SZT task as infoflow's datamodule makes it: members of seeds seed … seed+k−1."""
     key = (k, train_fraction, seed)
     if key not in _DATA_CACHE:
-        dm = SZTDataModule(train_fraction=train_fraction, seed=seed, ensemble_size=k)
+        dm = SZTDataModule(train_fraction=train_fraction, seeds=range(seed, seed + k))
         dm.setup()
         t = dm.tensors
         _DATA_CACHE[key] = (t["x_train"], t["y_train"], t["x_val"], t["y_val"])
@@ -794,7 +795,7 @@ def section_lightning(args: argparse.Namespace) -> None:
     def app() -> float:
         net = MLPEnsemble([0], beta=task.beta)
         module = ClassifierModule(net, optimizer=lambda p: torch.optim.Adam(p, lr=task.lr))
-        return fit_ms_per_epoch(module, ep, wu, datamodule=SZTDataModule(seed=0))
+        return fit_ms_per_epoch(module, ep, wu, datamodule=SZTDataModule(seeds=[0]))
 
     def module(design: Design, **kw: object) -> Callable[[], float]:
         loop_validates = kw.get("validation") == "loop"
@@ -939,7 +940,7 @@ def section_callbacks(args: argparse.Namespace) -> None:
                 callbacks: list[pl.Callback] = [clock]
                 loggers: list = []
                 if "record" in extras:
-                    callbacks.append(TrainingRecordCallback(tmp, seed=0, every_n_epochs=every))
+                    callbacks.append(TrainingRecordCallback(tmp, every_n_epochs=every))
                 if "csv" in extras:
                     loggers.append(pl.loggers.CSVLogger(tmp, name="", version=""))
                 if "wandb" in extras:
@@ -1087,7 +1088,7 @@ def _app_records(epochs: int) -> tuple[Tensor, Tensor]:
             default_root_dir=tmp,
             callbacks=[Grab()],
         )
-        trainer.fit(module, datamodule=SZTDataModule(seed=0))
+        trainer.fit(module, datamodule=SZTDataModule(seeds=[0]))
     params = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
     return torch.tensor(got, dtype=torch.float64)[:, :, None], params.double()
 
