@@ -59,8 +59,8 @@ from torch import Tensor
 
 from infoflow.data.datamodule import SZTDataModule
 from infoflow.models.mlp import MLPEnsemble
-from infoflow.models.network import NOISE_STREAM, member_seed
 from infoflow.models.module import ClassifierModule
+from infoflow.models.network import NOISE_STREAM, member_seed
 
 HIDDEN = (10, 7, 5, 4, 3)
 #: The record's rows, in :meth:`Loop.record`'s order (infoflow's ``epoch_record`` names).
