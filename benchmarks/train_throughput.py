@@ -12,18 +12,20 @@ epoch's record read once; one torch thread.
 
 - ``careful``: what a competent PyTorch user writes: ``nn.Linear`` layers, ``randn_like`` noise,
   ``x[idx]`` per minibatch, ``torch.optim.Adam``, ``loss.backward()``, a ``no_grad`` evaluation.
-- ``infoflow``: the app's own objects built from its config (``infoflow.build``: the datamodule,
-  ClassifierModule, the default callbacks, the Trainer of ``conf/trainer/default.yaml``) with the
-  per-epoch work a run does: the training record (``training.csv`` and the loggers, every epoch),
-  the gradient-phase callback's per-minibatch hook (its sums on its default 30-point schedule),
-  the checkpoint every 10th epoch, the CSV logger. Off: W&B, the progress bar, and the measuring
-  callbacks (information, binned, exact, clustering, representations, plots, charts), whose cost
-  is the estimators' and is measured by the other benchmarks.
+- ``infoflow: training + its record``: the app's own objects built from its config
+  (``infoflow.build``: the datamodule, ClassifierModule, the Trainer of
+  ``conf/trainer/default.yaml``) with the training record (``training.csv``) as its only callback:
+  the same work as the careful loop.
+- ``infoflow as run``: the default callbacks' per-epoch work besides: the checkpoint every 10th
+  epoch (the preset's in tishby mode), the CSV logger, the gradient-phase callback's hook on every
+  minibatch (its sums only at the last epoch: a long run's log schedule is sparse). Off in both:
+  W&B, the progress bar and the measuring callbacks (information, binned, exact, clustering,
+  representations, plots, charts), whose cost is the estimators' (the other benchmarks).
 
-Mode ``tishby``: a tishby_szt_sweep job (50 members stacked, B = 512, β = 0, train fraction
-0.85, validation and the training record every 10th epoch) against 50 careful loops (one careful
-net's time × 50); with the projected wall time of the sweep's 3 jobs × 8000 epochs (training only;
-fractions 0.05 and 0.45 are cheaper than 0.85).
+Mode ``tishby``: the tishby_szt_sweep jobs (50 members stacked, B = 512, β = 0, train fractions
+0.05, 0.45, 0.85, validation and the training record every 10th epoch) against 50 careful loops
+(one careful net's time × 50); with the projected training time of the sweep's 3 jobs × 8000
+epochs.
 
 Each row: ms per epoch, median (and fastest) over ``--repeats`` interleaved repeats, start-up and
 the first ``--warmup`` epochs excluded. ``--before COMMIT`` runs the same in a second process
@@ -60,8 +62,11 @@ def _use_tree(tree: str | None) -> None:
 # The careful hand-written loop
 
 
-def careful_ms_per_epoch(epochs: int, warmup: int, *, batch: int, beta: float, fraction: float):
-    """ms per epoch of the careful loop on the SZT split of seed 0."""
+def careful_ms_per_epoch(
+    epochs: int, warmup: int, *, batch: int, beta: float, fraction: float, every: int = 1
+) -> float:
+    """ms per epoch of the careful loop on the SZT split of seed 0, evaluating every ``every``-th
+    epoch."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -92,7 +97,7 @@ def careful_ms_per_epoch(epochs: int, warmup: int, *, batch: int, beta: float, f
     opt = torch.optim.Adam(net.parameters(), lr=4e-4)
     n = len(x)
 
-    def epoch() -> list[float]:
+    def epoch(e: int) -> list[float]:
         net.train()
         loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
         order = torch.randperm(n)
@@ -108,16 +113,16 @@ def careful_ms_per_epoch(epochs: int, warmup: int, *, batch: int, beta: float, f
         net.eval()
         record = [loss_sum / n, correct / n]
         with torch.no_grad():
-            for xs, ys in ((x, y), (xv, yv)):
+            for xs, ys in ((x, y), (xv, yv)) if (e + 1) % every == 0 else ():
                 logits = net(xs)
                 record += [F.cross_entropy(logits, ys), (logits.argmax(1) == ys).float().mean()]
         return torch.stack(record).tolist()
 
-    for _ in range(warmup):
-        epoch()
+    for e in range(warmup):
+        epoch(e)
     start = time.perf_counter()
-    for _ in range(epochs):
-        epoch()
+    for e in range(warmup, warmup + epochs):
+        epoch(e)
     return 1e3 * (time.perf_counter() - start) / epochs
 
 
@@ -217,12 +222,43 @@ TISHBY = [
     "callbacks.training.every_n_epochs=10",
     "trainer.check_val_every_n_epoch=10",
 ]
+#: The training and its record only: the work the careful loop does.
+TRAINING_ONLY = [
+    "callbacks.gradients=null",
+    "callbacks.weights=null",
+    "callbacks.model_checkpoint=null",
+    "trainer.enable_checkpointing=false",
+    "~logger.csv",
+]
+#: As a run: the gradient-phase hook every step, its sums only at the end (a long run's log
+#: schedule is sparse; a short benchmark's would measure nearly every epoch).
+AS_RUN = ["callbacks.gradients.every_n_epochs=100000000"]
+
+
+def rows(args: argparse.Namespace, epochs: int, fraction: float) -> dict[str, Callable]:
+    """The runs of one table: the careful loop (× 50 in tishby mode) and infoflow twice."""
+    single = args.mode == "single"
+    batch, beta, members, every = (256, 0.005, 1, 1) if single else (512, 0.0, 50, 10)
+    preset = [f"dataset.train_fraction={fraction}"] + ([] if single else TISHBY)
+    what = "record" if single else "record every 10th epoch"
+    return {
+        f"careful loop{'' if single else ' x 50'}": lambda: (
+            members
+            * careful_ms_per_epoch(epochs, args.warmup, batch=batch, beta=beta, fraction=fraction)
+        ),
+        f"infoflow: training + its {what}": lambda: infoflow_ms_per_epoch(
+            epochs, args.warmup, preset + TRAINING_ONLY
+        ),
+        "infoflow as run: + checkpoints, CSV logger, gradient hook": lambda: infoflow_ms_per_epoch(
+            epochs, args.warmup, preset + AS_RUN
+        ),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("single", "tishby"), default="single")
-    parser.add_argument("--epochs", type=int, default=None, help="timed epochs (300; tishby 40)")
+    parser.add_argument("--epochs", type=int, default=None, help="timed epochs (300; tishby 30)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before", help="also measure infoflow at this commit, in a 2nd process")
@@ -232,40 +268,30 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    epochs = args.epochs or (300 if args.mode == "single" else 40)
-    if args.mode == "single":
-        batch, beta, fraction, members, overrides = 256, 0.005, 0.8, 1, []
-    else:
-        batch, beta, fraction, members, overrides = 512, 0.0, 0.85, 50, TISHBY
-    load = os.getloadavg()
-    runs = {
-        "careful": lambda: (
-            members
-            * careful_ms_per_epoch(epochs, args.warmup, batch=batch, beta=beta, fraction=fraction)
-        ),
-        "infoflow": lambda: infoflow_ms_per_epoch(epochs, args.warmup, overrides),
-    }
-    got = measure(runs, args.repeats)
-    label = f"infoflow at {args.tree}" if args.tree else "infoflow (this tree)"
-    print(
-        f"{args.mode}: {members} member(s), B={batch}, beta={beta}, fraction {fraction}, "
-        f"{epochs} epochs after {args.warmup}, median of {args.repeats}, 1 thread; load average "
-        f"{load[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
-    )
-    careful = statistics.median(got["careful"])
-    print(f"{'path':40s} {'ms/epoch':>9s} {'fastest':>8s} {'÷ careful':>10s}")
-    for name, values in got.items():
-        med = statistics.median(values)
-        shown = label if name == "infoflow" else f"careful loop{' x 50' if members > 1 else ''}"
-        print(f"{shown:40s} {med:9.2f} {min(values):8.2f} {med / careful:9.2f}x")
-    if args.mode == "tishby":
-        ms = statistics.median(got["infoflow"])
-        print(f"3 jobs x 8000 epochs at this rate (an upper bound): {3 * 8000 * ms / 6e4:.1f} min")
-    else:
-        ms = statistics.median(got["infoflow"])
+    epochs = args.epochs or (300 if args.mode == "single" else 30)
+    where = f"infoflow at {args.tree}" if args.tree else "infoflow of this tree"
+    fractions = (0.8,) if args.mode == "single" else (0.05, 0.45, 0.85)
+    print(f"{args.mode}, {where}: {epochs} epochs after {args.warmup}, median of {args.repeats}")
+    as_run = 0.0
+    for fraction in fractions:
+        load = os.getloadavg()[0]
+        got = measure(rows(args, epochs, fraction), args.repeats)
         print(
-            f"training at this rate: 1000 epochs {ms:.0f} s/1000 -> {ms:.1f} s; 10,000 epochs "
-            f"{10 * ms:.0f} s"
+            f"\ntrain fraction {fraction}, 1 thread, load average {load:.2f} before, "
+            f"{os.getloadavg()[0]:.2f} after"
+        )
+        careful = statistics.median(next(iter(got.values())))
+        print(f"{'path':58s} {'ms/epoch':>9s} {'fastest':>8s} {'÷ careful':>10s}")
+        for name, values in got.items():
+            med = statistics.median(values)
+            print(f"{name:58s} {med:9.2f} {min(values):8.2f} {med / careful:9.2f}x")
+        as_run += statistics.median(list(got.values())[-1])
+    if args.mode == "tishby":
+        print(f"\n3 jobs x 8000 epochs at these rates, training: {8000 * as_run / 6e4:.1f} min")
+    else:
+        print(
+            f"\ntraining at this rate: 1000 epochs {as_run:.1f} s, 10,000 epochs "
+            f"{10 * as_run:.0f} s"
         )
     if args.before:
         run_before(args)
