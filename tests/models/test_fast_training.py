@@ -196,6 +196,16 @@ def test_resuming_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     resumed, _, _ = _fit(make(), 256, epochs=4, ckpt_path=tmp_path / "two.ckpt")
     assert resumed._flat_adam is not None and resumed._flat_adam._steps == 4 * 13
     _assert_same(resumed.net, [p.detach() for p in straight.net.parameters()])
+    # torch's own Adam (Lightning's minibatch steps) reads the same state: each parameter its step.
+    state = torch.load(tmp_path / "two.ckpt", weights_only=False)["optimizer_states"][0]["state"]
+    steps = [s["step"] for s in state.values()]
+    assert all(float(s) == 2 * 13 for s in steps) and len({id(s) for s in steps}) == len(steps)
+    # limit_train_batches=13 (all): minibatch steps (max_steps would too, but Lightning resumes a
+    # run counted in steps as if in the middle of its epoch).
+    two = tmp_path / "two.ckpt"
+    by_torch, data, _ = _fit(make(), 256, epochs=4, ckpt_path=two, limit_train_batches=13)
+    assert not data.whole_epochs
+    _assert_same(by_torch.net, [p.detach() for p in straight.net.parameters()])
 
 
 def test_evaluation_at_the_epochs_lightning_would_validate_and_the_last():
@@ -277,3 +287,34 @@ def test_parameters_live_in_one_vector_and_stay_there():
     net.load_state_dict({k: v.float() * 0 + 2 for k, v in net.state_dict().items()}, assign=True)
     flat, _ = net.flat_parameters()
     assert flat.eq(2).all() and list(net.state_dict()) == keys
+
+
+def test_any_network_trains_the_same_in_whole_epochs():
+    """A network without a flat vector (NamedLayers: any nn.Module, K members via torch.func) in
+    whole epochs: the optimizer's own step, the same training as Lightning's minibatch steps."""
+    from torch import nn
+
+    from infoflow.data.datamodule import ArraysDataModule
+    from infoflow.models.named_layers import NamedLayers
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 6, generator=g).numpy()
+    y = (x[:, 0] > 0).astype("int64")
+
+    def fit(**trainer_kw):
+        torch.manual_seed(0)  # NamedLayers draws its noise from torch's global generator
+        body = lambda: nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))  # noqa: E731
+        net = NamedLayers(body, ["1"], seeds=[0, 1], beta=0.05)
+        module = ClassifierModule(net, optimizer=lambda p: torch.optim.Adam(p, lr=0.01))
+        data = ArraysDataModule(arrays=(x, y), batch_size=64, seeds=[0, 1])
+        kw = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        kw |= dict(enable_model_summary=False, num_sanity_val_steps=0)
+        trainer = pl.Trainer(max_epochs=3, **kw, **trainer_kw)
+        trainer.fit(module, datamodule=data)
+        return module, data
+
+    whole, data = fit()
+    steps, data_steps = fit(max_steps=10_000)
+    assert data.whole_epochs and not data_steps.whole_epochs and whole._flat_adam is None
+    for p, q in zip(whole.parameters(), steps.parameters(), strict=True):
+        assert torch.equal(p, q)
