@@ -59,7 +59,8 @@ class ArrayDataModule(pl.LightningDataModule):
     Validation runs two loaders with noise off: the training set (``train/*`` metrics, as the papers
     report the noiseless network's training loss) and the held-out set (``val/*``). When the splits
     have them (MNIST), ``train/*`` is computed on ``train_eval`` instead of the whole training set,
-    and a third loader gives ``test/*``.
+    and a third loader gives ``test/*``. A module that trains whole epochs in one step asks for
+    them (:meth:`serve_whole_epochs`) and runs these passes itself (:meth:`evaluation_loaders`).
 
     Args:
         batch_size: training mini-batch size.

@@ -204,41 +204,44 @@ class ClassifierModule(pl.LightningModule):
 
     def _train_epoch(self, epoch: Epoch) -> None:
         """Every minibatch of ``epoch`` in order, then the noiseless evaluation when it is due."""
-        spans = epoch.spans()
         if hasattr(self.net, "draw_noise_ahead"):
-            self.net.draw_noise_ahead([e - a for a, e in spans], epoch.x.device)
+            self.net.draw_noise_ahead([e - a for a, e in epoch.spans()], epoch.x.device)
         opt = self.optimizers(use_pl_optimizer=False)
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        flat = hasattr(self.net, "flat_parameters")
-        scores = []
-        for x, y in epoch.minibatches():
-            logits, losses = self._training_losses(x, y)
-            if flat:  # zeroed in place: the gradients stay views of the flat vector
-                params, grads = self.net.flat_parameters()
-                grads.zero_()
-            else:
-                opt.zero_grad()
-            loss = losses.sum()  # member k's gradient is its own loss's
-            for hook in self._hooks["on_before_backward"]:
-                hook(loss)
-            self.backward(loss)
-            for hook in self._hooks["on_after_backward"]:
-                hook()
-            for hook in self._hooks["on_before_optimizer_step"]:
-                hook(opt)
-            progress.increment_ready()  # trainer.global_step counts optimizer steps
-            if self._flat_adam is not None:
-                self._flat_adam.step(params, grads)
-            else:
-                opt.step()
-            progress.increment_completed()
-            self.net.after_optimizer_step()  # e.g. the orthonormality rule
-            scores.append(logits.detach().transpose(1, 2))  # (K, C, B), counted once below
+        scores = [self._minibatch_step(x, y, opt) for x, y in epoch.minibatches()]
         # Correct answers are integers: counted once per epoch, the same sums as per step.
         self._noisy_correct += self._member_correct(torch.cat(scores, 2).transpose(1, 2), epoch.y)
         self._noisy_count += epoch.y.shape[1]
         if self._evaluation_due():
             self._evaluate()
+
+    def _minibatch_step(
+        self, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer
+    ) -> torch.Tensor:
+        """One minibatch as Lightning's manual_backward and optimizer wrappers would run it, hooks
+        and step count included; returns its logits as scores (K, C, B)."""
+        logits, losses = self._training_losses(x, y)
+        flat = self.net.flat_parameters() if hasattr(self.net, "flat_parameters") else None
+        if flat is not None:  # zeroed in place: the gradients stay views of the flat vector
+            flat[1].zero_()
+        else:
+            opt.zero_grad()
+        loss = losses.sum()  # member k's gradient is its own loss's
+        for hook in self._hooks["on_before_backward"]:
+            hook(loss)
+        self.backward(loss)
+        for hook in self._hooks["on_after_backward"]:
+            hook()
+        for hook in self._hooks["on_before_optimizer_step"]:
+            hook(opt)
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.increment_ready()  # trainer.global_step counts optimizer steps
+        if self._flat_adam is not None and flat is not None:
+            self._flat_adam.step(*flat)
+        else:
+            opt.step()
+        progress.increment_completed()
+        self.net.after_optimizer_step()  # e.g. the orthonormality rule
+        return logits.detach().transpose(1, 2)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradients. A network with a flat gradient vector (an MLPEnsemble) has its
