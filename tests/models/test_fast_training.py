@@ -20,6 +20,15 @@ HIDDEN = [10, 7, 5, 4, 3]
 LR = 4e-4
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: more threads than one only contend for shared cores (16 s, not 0.3 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _data(seeds: list[int], batch: int) -> SZTDataModule:
     return SZTDataModule(train_fraction=0.8, batch_size=batch, seeds=seeds)  # 3277 rows: uneven
 
@@ -108,6 +117,16 @@ def test_minibatch_steps_train_the_same():
     module, data, trainer = _fit(make(), 256, epochs=2, max_steps=10_000)
     assert not data.whole_epochs and trainer.num_training_batches == 13
     _assert_same(module.net, _reference(make(), _data([2, 3], 256), 256, epochs=2))
+
+
+def test_noise_at_eval_draws_in_the_same_order():
+    """With noise at evaluation the evaluation draws from the training streams after each
+    epoch's training: whole epochs keep that order (the next epoch's noise is drawn after)."""
+    make = lambda: MLPEnsemble([2], hidden=HIDDEN, beta=0.01, noise_at_eval=True)  # noqa: E731
+    whole, _, _ = _fit(make(), 256, epochs=3)
+    steps, data, _ = _fit(make(), 256, epochs=3, max_steps=10_000)
+    assert not data.whole_epochs
+    _assert_same(whole.net, [p.detach() for p in steps.net.parameters()])
 
 
 @pytest.mark.parametrize(
