@@ -244,7 +244,9 @@ def rows(args: argparse.Namespace, epochs: int, fraction: float) -> dict[str, Ca
     return {
         f"careful loop{'' if single else ' x 50'}": lambda: (
             members
-            * careful_ms_per_epoch(epochs, args.warmup, batch=batch, beta=beta, fraction=fraction)
+            * careful_ms_per_epoch(
+                epochs, args.warmup, batch=batch, beta=beta, fraction=fraction, every=every
+            )
         ),
         f"infoflow: training + its {what}": lambda: infoflow_ms_per_epoch(
             epochs, args.warmup, preset + TRAINING_ONLY
