@@ -195,7 +195,10 @@ class MLPEnsemble(nn.Module):
     @staticmethod
     def _pack_after_load(module: MLPEnsemble, incompatible_keys: object) -> None:
         # load_state_dict(assign=True) puts new Parameters in place of the packed ones.
-        module._pack()
+        if len(module._flat_params) != len(list(module.parameters())) or not all(
+            p is q for p, (q, _, _) in zip(module.parameters(), module._flat_params, strict=False)
+        ):
+            module._pack()
 
     def flat_parameters(self) -> tuple[Tensor, Tensor]:
         """Every parameter and its gradient as one vector each (views of what the parameters hold:
@@ -241,11 +244,12 @@ class MLPEnsemble(nn.Module):
         one: torch's CPU normal fills blocks of 16 from the stream's uniforms (and redraws the last
         16 of a draw that is not a multiple of 16), so one draw equals the passes' draws when every
         pass but the last draws a multiple of 16 numbers and the last at least 16. Otherwise, off
-        the CPU, or without noise, nothing is drawn ahead; returns whether it was."""
+        the CPU, or when the passes draw no noise, nothing is drawn ahead; returns whether it was."""
         width, sizes = sum(self.hidden_widths), [int(b) for b in batch_sizes]
         counts = [width * b for b in sizes]
         if (
             self.beta == 0
+            or not (self.training or self.noise_at_eval)
             or device.type != "cpu"
             or not counts
             or any(c % 16 for c in counts[:-1])
