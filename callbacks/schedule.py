@@ -88,6 +88,11 @@ def emit(trainer: pl.Trainer, path: Path, rows: Sequence[tuple], epoch: int) -> 
     if not rows:
         return
     append_rows(path, RECORD_COLUMNS, rows)
+    log_rows(trainer, rows, epoch)
+
+
+def log_rows(trainer: pl.Trainer, rows: Sequence[tuple], epoch: int) -> None:
+    """The loggers' half of :func:`emit`: ``rows`` logged to every Lightning logger."""
     values: dict[str, list[float]] = {}
     for r in as_dicts(rows):
         values.setdefault(metric_name(r), []).append(r["value"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ from infoflow.errors import DataError, one_line
 from infoflow.specs import POSITIVE_INT, boolean, checked, choice, number, text
 
 _log = logging.getLogger(__name__)
+# With whole epochs the validation loaders are an empty list on purpose (the module evaluates).
+warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
+
+#: The largest training set (bytes of its inputs, all members) served as whole epochs.
+WHOLE_EPOCH_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -53,7 +59,8 @@ class ArrayDataModule(pl.LightningDataModule):
     Validation runs two loaders with noise off: the training set (``train/*`` metrics, as the papers
     report the noiseless network's training loss) and the held-out set (``val/*``). When the splits
     have them (MNIST), ``train/*`` is computed on ``train_eval`` instead of the whole training set,
-    and a third loader gives ``test/*``.
+    and a third loader gives ``test/*``. A module that trains whole epochs in one step asks for
+    them (:meth:`serve_whole_epochs`) and runs these passes itself (:meth:`evaluation_loaders`).
 
     Args:
         batch_size: training mini-batch size.
@@ -78,6 +85,7 @@ class ArrayDataModule(pl.LightningDataModule):
             raise ValueError("seeds must name at least one member")
         self.shuffle_labels = shuffle_labels
         self.tensors: dict[str, torch.Tensor] = {}
+        self.whole_epochs = False  # see serve_whole_epochs
         self._generators = [torch.Generator().manual_seed(s) for s in self.seeds]
 
     def make_splits(self, seed: int) -> Splits:
@@ -98,13 +106,37 @@ class ArrayDataModule(pl.LightningDataModule):
             stacked = arrays[0][None] if len(arrays) == 1 else torch.stack(arrays)
             self.tensors[name] = stacked.to(device=device, dtype=dtype)
 
+    def serve_whole_epochs(self, on: bool = True) -> bool:
+        """Switch the training loader to whole epochs (one :class:`~infoflow.data.batches.Epoch`
+        per pass) and leave the evaluation to the module (:meth:`val_dataloader` then gives none;
+        :meth:`evaluation_loaders` does), if ``on`` and the training set is at most
+        :data:`WHOLE_EPOCH_BYTES`; returns whether it did. Asked by a module that trains whole
+        epochs in one step (:class:`~infoflow.models.module.ClassifierModule`) in its ``setup``.
+        Larger data (MNIST's 55,000 images: 170 MB per epoch) stay in minibatches: their steps
+        cost milliseconds, Lightning's quarter of a millisecond per step does not matter there."""
+        x = self.tensors["x_train"]
+        self.whole_epochs = on and x.numel() * x.element_size() <= WHOLE_EPOCH_BYTES
+        return self.whole_epochs
+
     def train_dataloader(self) -> TensorBatches:
         t = self.tensors
         return TensorBatches(
-            t["x_train"], t["y_train"], self.batch_size, shuffle=True, generators=self._generators
+            t["x_train"],
+            t["y_train"],
+            self.batch_size,
+            shuffle=True,
+            generators=self._generators,
+            whole_epochs=self.whole_epochs,
         )
 
     def val_dataloader(self) -> list[TensorBatches]:
+        # With whole epochs the module evaluates on evaluation_loaders() itself, at the epochs
+        # Lightning would (its validation loop, ~4 ms per SZT epoch, is skipped).
+        return [] if self.whole_epochs else self.evaluation_loaders()
+
+    def evaluation_loaders(self) -> list[TensorBatches]:
+        """The noiseless evaluation passes' loaders, each named by its metric prefix: ``train``
+        (on ``train_eval`` when there is one), ``val``, and ``test`` where present."""
         t, b = self.tensors, self.eval_batch_size
         # metric prefix -> split: train/* from train_eval when there is one; test only if present.
         splits = {"train": "train_eval" if "x_train_eval" in t else "train", "val": "val"}

@@ -15,6 +15,7 @@ own generator: member k of an ensemble is the single run of seed ``seeds[k]``
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Annotated
@@ -158,6 +159,59 @@ class MLPEnsemble(nn.Module):
             self._quantized_weights = [activation != "tanh"] * len(self.hidden_widths) + [True]
         self._noise_gens: list[torch.Generator] | None = None
         self._restored_noise: list[Tensor] | None = None
+        self._ahead: Tensor | None = None  # training noise drawn ahead (draw_noise_ahead)
+        self._ahead_spans: list[tuple[int, int]] = []
+        self._pack()
+        self.register_load_state_dict_post_hook(MLPEnsemble._pack_after_load)
+
+    # ----------------------------------------------------------------------- flat parameters
+
+    def _pack(self) -> None:
+        """Make every parameter's data a view of one vector and its gradient a view of another
+        (tensors in ``parameters()`` order, each member-major): an elementwise optimizer then
+        steps all of them as one tensor (:class:`~infoflow.models.flat_adam.FlatAdam`: 6
+        operations a step instead of 6 per tensor). The parameters stay ordinary
+        ``nn.Parameter`` s: state_dict keys, checkpoints, hooks and any optimizer unchanged."""
+        params = list(self.parameters())
+        with torch.no_grad():
+            flat = torch.cat([p.reshape(-1) for p in params])
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            flat_grad = torch.cat([g.reshape(-1) for g in grads])
+        views, grad_views, start = [], [], 0
+        for p in params:
+            views.append(flat[start : start + p.numel()].view_as(p))
+            grad_views.append(flat_grad[start : start + p.numel()].view_as(p))
+            start += p.numel()
+        for p, v, g in zip(params, views, grad_views, strict=True):
+            p.data, p.grad = v, g
+        self._flat = (flat, flat_grad)
+        self._flat_params = list(zip(params, views, grad_views, strict=True))
+
+    def _packed(self) -> bool:
+        """Whether every parameter and gradient still lives in the flat vectors (not after
+        ``zero_grad(set_to_none=True)`` or a replaced ``.data``). A few µs: checked every step."""
+        return all(p.grad is g and p.data_ptr() == v.data_ptr() for p, v, g in self._flat_params)
+
+    @staticmethod
+    def _pack_after_load(module: MLPEnsemble, incompatible_keys: object) -> None:
+        # load_state_dict(assign=True) puts new Parameters in place of the packed ones.
+        if len(module._flat_params) != len(list(module.parameters())) or not all(
+            p is q for p, (q, _, _) in zip(module.parameters(), module._flat_params, strict=False)
+        ):
+            module._pack()
+
+    def flat_parameters(self) -> tuple[Tensor, Tensor]:
+        """Every parameter and its gradient as one vector each (views of what the parameters hold:
+        writing them writes the parameters), packed again first if anything replaced them."""
+        if not self._packed():
+            self._pack()
+        return self._flat
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> MLPEnsemble:
+        # .to(), .double(), ... give the parameters new storage: pack them into one vector again.
+        super()._apply(fn, recurse)
+        self._pack()
+        return self
 
     # -------------------------------------------------------------------------------- noise
 
@@ -181,11 +235,47 @@ class MLPEnsemble(nn.Module):
     def load_noise_state(self, states: list[Tensor]) -> None:
         """Restore :meth:`noise_state` (applied when the noise is next drawn)."""
         self._noise_gens, self._restored_noise = None, (list(states) or None)
+        self._ahead, self._ahead_spans = None, []
+
+    def draw_noise_ahead(self, batch_sizes: Sequence[int], device: torch.device) -> bool:
+        """Draw now the training noise of the next training passes, of these batch sizes: one
+        ``normal_`` per member into a kept buffer, whose slices the passes then take (an epoch's
+        noise in K draws, not K per step). The numbers are those the passes would draw one by
+        one: torch's CPU normal fills blocks of 16 from the stream's uniforms (and redraws the last
+        16 of a draw that is not a multiple of 16), so one draw equals the passes' draws when every
+        pass but the last draws a multiple of 16 numbers and the last at least 16. Otherwise, off
+        the CPU, or when the passes draw no noise, nothing is drawn ahead; returns whether it was."""
+        width, sizes = sum(self.hidden_widths), [int(b) for b in batch_sizes]
+        counts = [width * b for b in sizes]
+        if (
+            self.beta == 0
+            or not (self.training or self.noise_at_eval)
+            or device.type != "cpu"
+            or not counts
+            or any(c % 16 for c in counts[:-1])
+            or counts[-1] < 16
+        ):
+            return False
+        total, k = sum(sizes), len(self.seeds)
+        if self._ahead is None or self._ahead.shape != (k, width * total):
+            self._ahead = torch.empty(k, width * total, device=device)
+        for z, g in zip(self._ahead, self._noise_generators(device), strict=True):
+            z.normal_(generator=g)
+        self._ahead.mul_(self.beta)  # as beta * randn(...) per pass: the same products
+        ends = list(itertools.accumulate(sizes))
+        # Popped from the end: the first pass's span last in the list.
+        self._ahead_spans = [(e - b, e) for b, e in zip(sizes, ends, strict=True)][::-1]
+        return True
 
     def _training_noise(self, batch: int, device: torch.device) -> Tensor:
         """β·Z of every hidden layer, (K, Σ d_ℓ, B), member k's Z from its own generator (one draw
-        per member and step for all layers)."""
+        per member and step for all layers, or its slice of what was drawn ahead)."""
         width = sum(self.hidden_widths)
+        if self._ahead_spans:
+            a, e = self._ahead_spans.pop()
+            if e - a != batch:
+                raise RuntimeError(f"noise was drawn ahead for a batch of {e - a}, not {batch}")
+            return self._ahead[:, width * a : width * e].view(len(self.seeds), width, batch)
         gens = self._noise_generators(device)
         z = torch.stack([torch.randn(width, batch, generator=g, device=device) for g in gens])
         return self.beta * z
@@ -199,22 +289,26 @@ class MLPEnsemble(nn.Module):
 
     def _run(self, x: Tensor, noise: Tensor | None, keep: bool) -> tuple[Tensor, list]:
         """The one pass of every use: logits (K, B, C) of x (K, B, in) and, if ``keep``, every
-        hidden layer's (S_ℓ, T_ℓ) as (K, B, d_ℓ). ``noise``: (K, Σ d_ℓ, B) or None."""
+        hidden layer's (S_ℓ, T_ℓ) as (K, B, d_ℓ). ``noise``: (K, Σ d_ℓ, B) or None.
+
+        The layers' and the activation's ``forward`` are called directly: ``Module.__call__``'s
+        hook machinery costs ~0.1 ms a pass, as much as the SZT net's products (forward hooks on
+        the submodules therefore do not fire; the layers are measured by ``layer_outputs``)."""
         parts = noise.split(self.hidden_widths, dim=1) if noise is not None else None
         t = x.transpose(1, 2)  # feature-major inside (StackedLinear)
         outputs = []
-        for i in range(len(self.hidden_widths)):
-            s = self._quantized(i, self.activation(self._affine(i, t)))
+        activate, (*hidden, readout) = self.activation.forward, self.layers
+        for i, layer in enumerate(hidden):
+            s = self._quantized(i, activate(self._affine(i, layer, t)))
             t = s + parts[i] if parts is not None else s
             if keep:
                 outputs.append(LayerOutput(s.transpose(1, 2), t.transpose(1, 2)))
-        return self._quantized(-1, self._affine(-1, t)).transpose(1, 2), outputs
+        return self._quantized(-1, self._affine(-1, readout, t)).transpose(1, 2), outputs
 
-    def _affine(self, i: int, t: Tensor) -> Tensor:
+    def _affine(self, i: int, layer: StackedLinear, t: Tensor) -> Tensor:
         """Layer i's affine map, with its weight quantized where the network is."""
-        layer = self.layers[i]
         if self.quantizers is None or not self._quantized_weights[i]:
-            return layer(t)
+            return layer.forward(t)
         w = quantize_weight(layer.weight, self.quantize_bits, members=len(self.seeds))
         return torch.baddbmm(layer.bias.unsqueeze(2), w, t)
 
