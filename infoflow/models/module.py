@@ -38,7 +38,7 @@ class EvaluationData(Protocol):
 
 
 class ClassifierModule(pl.LightningModule):
-    """Trains ``net``, K networks as one (:mod:`infoflow.models.ensemble`), with noise on;
+    """Trains ``net``, K networks as one (:mod:`infoflow.models.mlp`), with noise on;
     validates with noise off (unless ``noise_at_eval``). Batches are (K, B, ...): member k sees
     its own data; the loss is the sum of the members' mean losses, so no member's gradient
     touches another's.
