@@ -102,6 +102,10 @@ class MLPEnsemble(nn.Module):
             weights of the read-out and of non-tanh layers on their own range. The layers are
             then discrete: the ``exact`` callback measures their information exactly. Needs β = 0.
         init: ``pytorch`` (nn.Linear's default) or ``glorot`` (Keras's: Lorenzen et al.).
+        init_scale: the hidden layers' initial weights and biases times this (the read-out's
+            unchanged): 1 is the init's own; small values start the hidden units near their
+            linear regime, as the single neuron's figure needs (Goldfeld et al., Fig. 4: I(X;T)
+            must start low to rise toward ln 4 before it falls toward ln 2).
     """
 
     @checked
@@ -120,6 +124,7 @@ class MLPEnsemble(nn.Module):
         orth_alpha: Annotated[float, number(0)] = 0.0,
         quantize_bits: Annotated[int | None, integer(1, 16).or_null("(no quantization)")] = None,
         init: Annotated[str, choice("pytorch", "glorot")] = "pytorch",
+        init_scale: Annotated[float, number(0, lo_open=True)] = 1.0,
     ) -> None:
         super().__init__()
         self.seeds = check_seeds(seeds)
@@ -141,9 +146,10 @@ class MLPEnsemble(nn.Module):
         widths = [in_features, *self.hidden_widths, n_classes]
         gens = [torch.Generator().manual_seed(member_seed(s, INIT_STREAM)) for s in self.seeds]
         layers = []
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             # Per member: weight then bias, layer after layer, each from the member's own stream.
-            pairs = [_init(a, b, init, g) for g in gens]
+            scale = init_scale if i < len(self.hidden_widths) else 1.0
+            pairs = [tuple(t * scale for t in _init(a, b, init, g)) for g in gens]
             layers.append(StackedLinear(*(torch.stack(p) for p in zip(*pairs, strict=True))))
         self.layers = nn.ModuleList(layers)
         self.activation = make_activation(activation)
