@@ -15,6 +15,7 @@ class's signature).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -65,15 +66,31 @@ def prepare(argv: Sequence[str]) -> list[str]:
     flags, positions = split_arguments(argv)
     if any(f.split("=")[0] in _INFO_FLAGS for f in flags) or not positions:
         return argv
+    search = _search_path(flags)
     for _ in range(len(positions) + 1):  # each round fixes one override or fails
-        problem = _compose_error([argv[i] for i in positions])
+        problem = _compose_error([*search, *(argv[i] for i in positions)])
         if problem is None:
             return argv
-        fixed = _fix(problem, argv, positions)
+        fixed = _fix(problem, argv, positions, search)
         if fixed is None:
             sys.exit(fail(problem))
         argv = fixed
     return argv
+
+
+def _search_path(flags: list[str]) -> list[str]:
+    """The override that adds ``--config-dir`` (``-cd``) to the search path, as Hydra will.
+
+    >>> _search_path(["-m", "--config-dir", "/my/conf"])
+    ['hydra.searchpath=[file:///my/conf]']
+    """
+    dirs = []
+    for i, flag in enumerate(flags):
+        name, eq, value = flag.partition("=")
+        if name in ("--config-dir", "-cd"):
+            value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
+            dirs.append(f"file://{os.path.abspath(value)}")
+    return [f"hydra.searchpath=[{','.join(dirs)}]"] if dirs else []
 
 
 def _first_values(overrides: list[str]) -> list[str]:
@@ -110,7 +127,9 @@ def _compose_error(overrides: list[str]) -> str | None:
     return None
 
 
-def _fix(problem: str, argv: list[str], positions: list[int]) -> list[str] | None:
+def _fix(
+    problem: str, argv: list[str], positions: list[int], search: list[str]
+) -> list[str] | None:
     """``argv`` with the override behind ``problem`` written ``++`` (an argument of a component
     the user named), or None after printing the one line that says what is wrong."""
     found = re.search(r"Could not (?:override|append to config)[^']*'([^']+)'", problem)
@@ -119,7 +138,7 @@ def _fix(problem: str, argv: list[str], positions: list[int]) -> list[str] | Non
         key = found.group(1).lstrip("+~")
         where = next(i for i in positions if argv[i].lstrip("+~").startswith(f"{key}="))
         others = [argv[i] for i in positions if i != where]
-        cfg = _compose_or_none(others)
+        cfg = _compose_or_none([*search, *others])
         if cfg is not None and _takes_argument(cfg, key):
             return [*argv[:where], "++" + argv[where].lstrip("+"), *argv[where + 1 :]]
         value = argv[where].split("=", 1)[1]
