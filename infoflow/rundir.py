@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -24,7 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from infoflow.errors import ConfigError
+from infoflow.errors import ConfigError, StorageError
 from infoflow.io import write_atomic
 
 STATUS_FILE = "status.json"
@@ -141,18 +143,58 @@ def check_unclaimed(output_dir: str | os.PathLike) -> None:
         )
 
 
+#: Directories this process claimed ahead of its run (:meth:`RunRecord.claim`), not yet taken.
+_claimed_ahead: set[Path] = set()
+
+
 def claim_run_dir(output_dir: str | os.PathLike) -> Path:
-    """Mark ``output_dir`` as this run's, atomically; refuse a directory another run has claimed."""
+    """Mark ``output_dir`` as this run's, atomically; refuse a directory another run has claimed
+    (two runs started into one folder: one of them is refused here). A directory that cannot be
+    made is a :class:`~infoflow.errors.StorageError` naming it."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() in _claimed_ahead:  # by this process, for this run (RunRecord.claim)
+        _claimed_ahead.discard(out.resolve())
+        return out
     try:
+        out.mkdir(parents=True, exist_ok=True)
         fd = os.open(out / RUN_MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
+        if not out.is_dir():
+            raise StorageError(out, "a file is in the way, not a folder", "make") from None
         check_unclaimed(out)  # raises
         raise
+    except OSError as exc:
+        raise StorageError(out, _why_not(out, exc), "make") from exc
     with os.fdopen(fd, "w") as f:
         f.write(f"pid {os.getpid()}\n")
     return out
+
+
+def _why_not(path: Path, exc: OSError) -> str:
+    """Why ``path`` cannot be made: the first part of it that is a file, or the OS's reason."""
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            return f"{parent} is a file, not a folder" if not parent.is_dir() else exc.strerror
+    return exc.strerror or str(exc)
+
+
+def check_writable(output_dir: str | os.PathLike) -> None:
+    """Refuse, before anything is written, a run directory that cannot be made or written: a part
+    of the path that is a file, or a folder without write permission.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     check_writable(f"{f.name}/run")
+    Traceback (most recent call last):
+    ...
+    infoflow.errors.StorageError: cannot make .../run: ... is a file, not a folder
+    """
+    path = Path(output_dir).absolute()
+    existing = next(p for p in [path, *path.parents] if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise StorageError(path, f"{existing} is a file, not a folder", "make")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(path, f"{existing} is not writable", "make")
 
 
 # ------------------------------------------------------------------------------------ status
@@ -178,6 +220,12 @@ def _now() -> str:
 def write_json_atomic(path: str | os.PathLike, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically (readers see the old file or the new one)."""
     write_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def resume_hint(run_dir: str | os.PathLike) -> str | None:
+    """The checkpoint a stopped run resumes from (``ckpt_path=``), if it saved one."""
+    ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return str(ckpt) if ckpt.is_file() else None
 
 
 def read_status(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -211,10 +259,49 @@ class RunRecord:
             "started": _now(),
         }
 
+    def claim(self) -> None:
+        """Claim the directory for this run (:func:`claim_run_dir`) before its first status, so
+        that of two runs started into one folder the one refused writes nothing there."""
+        if not self.enabled:
+            return
+        try:
+            out = claim_run_dir(self.path.parent)
+        except BaseException:
+            self.enabled = False
+            raise
+        _claimed_ahead.add(out.resolve())
+
+    def stopped_at_once(self, signum: int) -> None:
+        """What a second stop signal writes before the process ends at once
+        (:func:`infoflow.signals.stop_on_signals`' ``final``)."""
+        from infoflow.signals import received
+
+        first = signal.Signals(received() or signum).name
+        again = signal.Signals(signum).name
+        error = f"interrupted by {first}; {again} again stopped it at once"
+        self.write("interrupted", error=error, checkpoint=resume_hint(self.path.parent))
+
+    def end(self, status: str, **extra: Any) -> None:
+        """:meth:`write` a final status; if even that fails (the disk), say so on stderr and go on
+        ending the run."""
+        try:
+            self.write(status, **extra)
+        except OSError as exc:
+            print(f"infoflow: could not record {status} in {self.path}: {exc}", file=sys.stderr)
+
     def write(self, status: str, **extra: Any) -> None:
+        """Write the status atomically; on a full disk, over the old file in place (its block is
+        there already), so that a run that ends never stays ``running``."""
         if not self.enabled:
             return
         data = {"status": status, **self.fields, **extra}
         if status != "running":
             data.update(finished=_now(), seconds=round(time.time() - self.start, 3))
-        write_json_atomic(self.path, data)
+        try:
+            write_json_atomic(self.path, data)
+        except OSError:
+            if not self.path.is_file():
+                raise
+            with self.path.open("r+") as f:  # no new block needed for a few hundred bytes
+                f.write(json.dumps(data, indent=1) + "\n")
+                f.truncate()

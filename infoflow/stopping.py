@@ -1,24 +1,36 @@
-"""Safe points: where long work may stop, without knowing who asks it to.
+"""Safe points and critical sections: where long work may stop, and what must not be cut, without
+knowing who asks.
 
 Estimators and other long loops call :func:`safe_point` between units of work (a batch of
-queries, a layer, a chunk of pairs, a figure); the run's machinery registers a hook with
+queries, a layer, a chunk of pairs, a member, a figure); the run's machinery registers a hook with
 :func:`stop_hook` that raises when a stop signal has been recorded. Compiled code (numba, C
-extensions) is never interrupted in the middle: a stop is acted on at the next safe point. This
-module imports nothing of infoflow, so pure code may call it.
+extensions) is never interrupted in the middle: a stop is acted on at the next safe point.
+
+A write that must never be left half done (a checkpoint, a record append, an atomic replace)
+runs inside :func:`critical`: a hard stop (a second signal) waits until the outermost section
+ends, then the hooks registered with :func:`after_critical` run. This module imports nothing of
+infoflow, so pure code may call it.
 
 >>> calls = []
 >>> with stop_hook(lambda: calls.append("checked")):
 ...     safe_point()
 >>> safe_point(); calls  # outside: no hook
 ['checked']
+>>> with critical():
+...     in_critical()
+True
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 _hooks: list[Callable[[], None]] = []
+_after: list[Callable[[], None]] = []
+_depth = 0  # critical sections open, in any thread
+_lock = threading.Lock()
 
 
 def safe_point() -> None:
@@ -35,3 +47,35 @@ def stop_hook(fn: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         _hooks.remove(fn)
+
+
+def in_critical() -> bool:
+    """Whether a :func:`critical` section is open (in any thread)."""
+    return _depth > 0
+
+
+@contextmanager
+def critical() -> Iterator[None]:
+    """A section that a hard stop must not cut: it waits until the outermost section ends."""
+    global _depth
+    with _lock:
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            last = _depth == 0
+        if last:
+            for fn in tuple(_after):
+                fn()
+
+
+@contextmanager
+def after_critical(fn: Callable[[], None]) -> Iterator[None]:
+    """Register ``fn`` to be called each time the outermost :func:`critical` section ends."""
+    _after.append(fn)
+    try:
+        yield
+    finally:
+        _after.remove(fn)

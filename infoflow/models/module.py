@@ -9,6 +9,7 @@ Models import no estimators and no callbacks: the callbacks measure the network 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -16,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from infoflow.errors import ModelError, one_line
+from infoflow.errors import DivergenceError, ModelError, one_line
 from infoflow.models.network import Network
 
 
@@ -97,12 +98,21 @@ class ClassifierModule(pl.LightningModule):
         stats = torch.stack([loss_sum, correct, torch.full_like(loss_sum, n)])  # (3, K)
         self._sums[name] = self._sums.get(name, 0) + stats
 
-    def _keep_sums(self, names: list[str]) -> None:
+    def _keep_sums(self, names: list[str], epoch: int) -> None:
         for name in names:
             if name in self._sums:
                 loss_sum, correct, n = self._sums.pop(name)
-                self._record[f"{name}/loss"] = (loss_sum / n).tolist()
+                self._record[f"{name}/loss"] = self._finite(loss_sum / n, f"{name} loss", epoch)
                 self._record[f"{name}/acc"] = (correct / n).tolist()
+
+    def _finite(self, losses: torch.Tensor, what: str, epoch: int) -> list[float]:
+        """``losses`` (K,) as a list; a non-finite one stops the run with one line naming the
+        epoch and every member that diverged (:class:`~infoflow.errors.DivergenceError`)."""
+        values = losses.tolist()
+        bad = {s: v for s, v in zip(self.seeds, values, strict=True) if not math.isfinite(v)}
+        if bad:
+            raise DivergenceError(epoch, what, bad, len(values))
+        return values
 
     def on_fit_start(self) -> None:
         """Run the network once on two evaluation inputs: a forward that fails or returns the
@@ -131,6 +141,9 @@ class ClassifierModule(pl.LightningModule):
         self._noisy_loss_sum += losses.detach() * n
         self._noisy_correct += self._member_correct(logits.detach(), y)
         self._noisy_count += n
+        if batch_idx + 1 == self.trainer.num_training_batches:  # once per epoch: one sync
+            # Before the epoch's measurements, which would meet the NaN representations.
+            self._finite(self._noisy_loss_sum, "training loss", self.current_epoch + 1)
 
     def on_train_epoch_start(self) -> None:
         k = len(self.seeds)
@@ -161,7 +174,7 @@ class ClassifierModule(pl.LightningModule):
             for loader in self.trainer.datamodule.val_dataloader():
                 for x, y in loader:
                     self._accumulate(loader.name, self.net(x.to(self.device)), y.to(self.device))
-            self._keep_sums(list(self._sums))
+            self._keep_sums(list(self._sums), epoch=0)
         finally:
             self.train(was_training)
         record, self._record = self._record, {}
@@ -204,7 +217,7 @@ class ClassifierModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             self._sums = {k: v for k, v in self._sums.items() if k not in names}
             return
-        self._keep_sums(names)
+        self._keep_sums(names, epoch=self.current_epoch + 1)
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
-"""A stand-in for a long estimate: a callback that computes in a Python loop of torch chunks, as the
-estimators do, for a long time at one epoch. Used by tests/test_signals.py in a subprocess."""
+"""A stand-in for a long estimate: a callback that computes in a Python loop of torch chunks with a
+safe point between chunks, as the estimators do, for a long time at one epoch. Used by the signal
+and fault tests in a subprocess."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+
+from infoflow.stopping import safe_point
 
 
 class LongEstimate(pl.Callback):
@@ -23,5 +26,6 @@ class LongEstimate(pl.Callback):
         self.started.write_text(f"{time.time()}\n")
         end = time.monotonic() + self.seconds
         x = torch.randn(128, 128)
-        while time.monotonic() < end:  # chunks of torch work, Python in between
+        while time.monotonic() < end:  # chunks of torch work, a safe point between them
             x = torch.tanh(x @ x.T / 128)
+            safe_point()
