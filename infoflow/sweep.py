@@ -45,8 +45,13 @@ log = logging.getLogger(__name__)
 #: Written into the sweep directory by the sweep's process on a stop signal (the signal's name):
 #: jobs that have not started yet record ``interrupted`` and return at once.
 STOP_MARKER = ".infoflow_stop"
+#: How a job that a stopped sweep never started begins its status's error line.
+NOT_STARTED = "not started"
 #: The pid of the sweep's own process, for its jobs (which may run in worker processes).
 SWEEP_PID_ENV = "INFOFLOW_SWEEP_PID"
+
+#: The sweep's stop handling, from its start to its end (not on the callback: launchers pickle it).
+_SCOPE = ExitStack()
 
 # Folders under a sweep directory that are never job directories.
 NOT_JOBS = frozenset(
@@ -117,7 +122,7 @@ def run_sweep_job(
         return None
     stopped = received() or sweep_stopped(sweep_dir)
     if stopped is not None:
-        record.end("interrupted", error=f"not started: the sweep was stopped by {_name(stopped)}")
+        record.end("interrupted", error=f"{NOT_STARTED}: the sweep was stopped by {_name(stopped)}")
         if in_sweep_process():
             _say_stopped(sweep_dir, stopped)
             raise RunInterrupted(stopped)
@@ -182,15 +187,18 @@ def _say_stopped(sweep_dir: Path, signum: int) -> None:
     statuses = {j: read_status(j / STATUS_FILE) or {} for j in job_dirs(sweep_dir)}
     counts: dict[str, int] = {}
     for s in statuses.values():
-        counts[s.get("status", "unknown")] = counts.get(s.get("status", "unknown"), 0) + 1
-    told = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        state = s.get("status", "without a status")
+        if str(s.get("error", "")).startswith(NOT_STARTED):
+            state = "not started"
+        counts[state] = counts.get(state, 0) + 1
+    told = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     print(
         f"infoflow: sweep stopped by {_name(signum)} ({told or 'no job started'}); "
         f"status.json in each job's directory under {sweep_dir}:",
         file=sys.stderr,
     )
     for job, s in sorted(statuses.items()):
-        if s.get("status") == "interrupted" and not str(s.get("error", "")).startswith("not st"):
+        if s.get("status") == "interrupted" and not str(s.get("error", "")).startswith(NOT_STARTED):
             resume = f"; resume: ckpt_path={s['checkpoint']}" if s.get("checkpoint") else ""
             print(f"infoflow:   {job.name}: {s.get('error')}{resume}", file=sys.stderr)
 
@@ -263,7 +271,6 @@ class SweepSummary(Callback):
 
     def __init__(self) -> None:
         self._before: dict[Path, str] = {}
-        self._stack = ExitStack()
         self._sweep_dir: Path | None = None
 
     @staticmethod
@@ -283,7 +290,7 @@ class SweepSummary(Callback):
         self._before = self._statuses(self._sweep_dir)
         # A stop signal to the sweep's process reaches its jobs, wherever they run.
         os.environ[SWEEP_PID_ENV] = str(os.getpid())
-        self._stack.enter_context(stop_on_signals(final=self._at_once, on_signal=self._pass_on))
+        _SCOPE.enter_context(stop_on_signals(final=self._at_once, on_signal=self._pass_on))
 
     def _pass_on(self, signum: int, first: bool) -> None:
         """In the sweep's process, for each stop signal: jobs not started yet will not start (the
@@ -304,7 +311,7 @@ class SweepSummary(Callback):
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._stack.close()
+        _SCOPE.close()
         sweep_dir = Path(config.hydra.sweep.dir)
         stopped = sweep_stopped(sweep_dir)
         if stopped is not None:
