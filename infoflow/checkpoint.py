@@ -4,8 +4,8 @@ Writing: :class:`AtomicCheckpointIO` saves through :func:`infoflow.io.write_atom
 beside the target, synced, then renamed over it): a checkpoint is never cut, not by a hard stop,
 a full disk or SIGKILL. Lightning's own save goes through a temporary file in the system's temp
 folder, whose move is a copy when that is another filesystem (a cluster's /tmp), so a kill in the
-middle of it leaves a cut file. Saves are critical sections (:func:`infoflow.stopping.critical`):
-a second stop signal waits the few hundred milliseconds one takes.
+middle of it leaves a cut file. A second stop signal during a save removes the file being written
+and leaves the last whole checkpoint.
 
 Reading: :func:`check_checkpoint` loads ``ckpt_path`` (``weights_only``: no code runs) and holds
 its weights against the configured network before the run writes anything, so a missing, cut or
@@ -27,18 +27,14 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from infoflow.errors import one_line
 from infoflow.io import write_atomic
-from infoflow.stopping import critical
 
 #: What a checkpoint must hold to resume training from it (Lightning's keys).
 RESUME_KEYS = ("state_dict", "optimizer_states", "loops", "epoch")
 
 
 class ModelCheckpoint(pl.callbacks.ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint`` (same arguments), whose saves a stop signal cannot cut."""
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        with critical():
-            super()._save_checkpoint(trainer, filepath)
+    """Lightning's ``ModelCheckpoint`` (same arguments); its saves go through the trainer's
+    checkpoint IO, which :func:`use_atomic_saves` makes atomic."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -49,8 +45,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with critical():
-            write_atomic(path, lambda f: torch.save(checkpoint, f))
+        write_atomic(path, lambda f: torch.save(checkpoint, f))
 
 
 def use_atomic_saves(trainer: pl.Trainer) -> None:

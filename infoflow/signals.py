@@ -13,8 +13,9 @@ handling swallows it; Lightning still calls its ``on_exception`` hooks and final
 
 A second signal ends the process at once: the ``final`` function given to
 :func:`stop_on_signals` writes the run's status first, then ``os._exit(128 + signum)``. Inside a
-:func:`infoflow.stopping.critical` section (a checkpoint, a record append, an atomic replace) that
-waits until the section ends, so nothing is left half written.
+:func:`infoflow.stopping.critical` section (a record append, an atomic rename) that waits until
+the section ends; a file being written to be renamed into place (a checkpoint, a figure) is
+removed (:func:`infoflow.stopping.scratch`): nothing is left half written.
 
 Python runs signal handlers in the main thread, between bytecodes: a long call into compiled code
 holds them back until it returns. So a watchdog thread, woken through
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
 
-from infoflow.stopping import after_critical, in_critical, stop_hook
+from infoflow.stopping import after_critical, discard, in_critical, stop_hook
 
 # SIGHUP: the terminal went away (an ssh session closed). Not on Windows.
 STOP_SIGNALS = tuple(
@@ -113,6 +114,7 @@ def _hard_stop(signum: int) -> None:
     try:
         if _State.final is not None:
             _State.final(signum)
+        discard()  # files half written (to be renamed into place) go
     except BaseException as exc:  # noqa: BLE001 - nothing may keep the process alive now
         _say(f"could not record the stop: {type(exc).__name__}: {exc}")
     finally:

@@ -6,10 +6,12 @@ queries, a layer, a chunk of pairs, a member, a figure); the run's machinery reg
 :func:`stop_hook` that raises when a stop signal has been recorded. Compiled code (numba, C
 extensions) is never interrupted in the middle: a stop is acted on at the next safe point.
 
-A write that must never be left half done (a checkpoint, a record append, an atomic replace)
-runs inside :func:`critical`: a hard stop (a second signal) waits until the outermost section
-ends, then the hooks registered with :func:`after_critical` run. This module imports nothing of
-infoflow, so pure code may call it.
+A write that must never be left half done (a record append, an atomic rename) runs inside
+:func:`critical`: a hard stop (a second signal) waits until the outermost section ends, then the
+hooks registered with :func:`after_critical` run. A file being written before it is renamed into
+place (:func:`scratch`) is removed by a hard stop instead, so nothing half written is left and the
+stop need not wait for a long write. This module imports nothing of infoflow, so pure code may
+call it.
 
 >>> calls = []
 >>> with stop_hook(lambda: calls.append("checked")):
@@ -23,12 +25,15 @@ True
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 _hooks: list[Callable[[], None]] = []
 _after: list[Callable[[], None]] = []
+_scratch: list[Path] = []
 _depth = 0  # critical sections open, in any thread
 _lock = threading.Lock()
 
@@ -69,6 +74,23 @@ def critical() -> Iterator[None]:
         if last:
             for fn in tuple(_after):
                 fn()
+
+
+@contextmanager
+def scratch(path: str | os.PathLike) -> Iterator[None]:
+    """``path`` is a temporary file for the duration: a hard stop removes it (:func:`discard`)."""
+    _scratch.append(Path(path))
+    try:
+        yield
+    finally:
+        _scratch.remove(Path(path))
+
+
+def discard() -> None:
+    """Remove every :func:`scratch` file (a hard stop's last act before the process ends)."""
+    for path in tuple(_scratch):
+        with suppress(OSError):
+            path.unlink()
 
 
 @contextmanager
