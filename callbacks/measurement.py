@@ -60,14 +60,15 @@ class Measurement:
         """``outputs`` if every member's pre-noise representations are finite; else one line
         naming the epoch, the layer and the members (:class:`~infoflow.errors.DivergenceError`),
         not an estimator's ValueError."""
-        for name, out in zip(self.layer_names, outputs, strict=True):
+        for i, (name, out) in enumerate(zip(self.layer_names, outputs, strict=True), start=1):
             s = out.pre_noise
             finite = torch.isfinite(s.reshape(s.shape[0], -1)).all(dim=1)
             if not bool(finite.all()):
                 members = zip(self.seeds, finite.tolist(), strict=True)
                 bad = {seed: "NaN or inf" for seed, ok in members if not ok}
+                label = f"T{i}" if name == str(i) else f"T{i} ({name})"
                 raise DivergenceError(
-                    self.epoch, f"representations of {name}", bad, len(self.seeds), when="by"
+                    self.epoch, f"representations of {label}", bad, len(self.seeds), when="by"
                 )
         return outputs
 

@@ -147,12 +147,13 @@ def check_unclaimed(output_dir: str | os.PathLike) -> None:
 _claimed_ahead: set[Path] = set()
 
 
-def claim_run_dir(output_dir: str | os.PathLike) -> Path:
+def claim_run_dir(output_dir: str | os.PathLike, *, ahead: bool = False) -> Path:
     """Mark ``output_dir`` as this run's, atomically; refuse a directory another run has claimed
     (two runs started into one folder: one of them is refused here). A directory that cannot be
-    made is a :class:`~infoflow.errors.StorageError` naming it."""
+    made is a :class:`~infoflow.errors.StorageError` naming it. ``ahead``: claimed for a run
+    this process is about to start (:meth:`RunRecord.claim`), whose own call then takes it."""
     out = Path(output_dir)
-    if out.resolve() in _claimed_ahead:  # by this process, for this run (RunRecord.claim)
+    if not ahead and out.resolve() in _claimed_ahead:
         _claimed_ahead.discard(out.resolve())
         return out
     try:
@@ -167,6 +168,8 @@ def claim_run_dir(output_dir: str | os.PathLike) -> Path:
         raise StorageError(out, _why_not(out, exc), "make") from exc
     with os.fdopen(fd, "w") as f:
         f.write(f"pid {os.getpid()}\n")
+    if ahead:
+        _claimed_ahead.add(out.resolve())
     return out
 
 
@@ -265,11 +268,10 @@ class RunRecord:
         if not self.enabled:
             return
         try:
-            out = claim_run_dir(self.path.parent)
+            claim_run_dir(self.path.parent, ahead=True)
         except BaseException:
             self.enabled = False
             raise
-        _claimed_ahead.add(out.resolve())
 
     def stopped_at_once(self, signum: int) -> None:
         """What a second stop signal writes before the process ends at once

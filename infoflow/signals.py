@@ -96,8 +96,8 @@ def _say(text: str) -> None:
 
 
 def received() -> int | None:
-    """The first stop signal of the current run, or None."""
-    return _State.received[0] if _State.received else None
+    """The first stop signal recorded inside the current :func:`stop_on_signals`, or None."""
+    return _State.received[0] if _State.active and _State.received else None
 
 
 def check() -> None:
