@@ -197,6 +197,22 @@ def _watchdog() -> Iterator[None]:
         ours.close()
 
 
+def _both(
+    inner: Callable[[int], None] | None, outer: Callable[[int], None] | None
+) -> Callable[[int], None] | None:
+    """``inner`` then ``outer`` (a sweep job's status, then the sweep's last line)."""
+    if inner is None or outer is None:
+        return inner or outer
+
+    def final(signum: int) -> None:
+        try:
+            inner(signum)
+        finally:
+            outer(signum)
+
+    return final
+
+
 @contextmanager
 def stop_on_signals(
     final: Callable[[int], None] | None = None,
@@ -206,13 +222,13 @@ def stop_on_signals(
     (:class:`RunInterrupted`, exit code 143, 130, 129); a second one calls ``final(signum)`` (write
     the status) and exits at once. ``on_signal(signum, first)`` is called in the handler for each
     (a sweep passes them on to its jobs). Outside, the handlers that were there before. A signal
-    the process ignores (``nohup``) stays ignored. Nested, the inner block may only change
-    ``final`` and ``on_signal``. Does nothing outside the main thread (Python delivers signals
+    the process ignores (``nohup``) stays ignored. Nested, the inner block adds its ``final``
+    (called first) and may replace ``on_signal``. Does nothing outside the main thread (Python delivers signals
     only there).
     """
     if _State.active:
         outer = _State.final, _State.on_signal
-        _State.final, _State.on_signal = final or outer[0], on_signal or outer[1]
+        _State.final, _State.on_signal = _both(final, outer[0]), on_signal or outer[1]
         try:
             yield
         finally:

@@ -14,11 +14,16 @@ from infoflow.stopping import safe_point
 
 
 class LongEstimate(pl.Callback):
-    """At the end of epoch ``at_epoch`` (counted from 1), write ``started`` and loop for ``seconds``."""
+    """At the end of epoch ``at_epoch`` (counted from 1), write ``started`` and loop for
+    ``seconds``, with a safe point between chunks unless ``safe_points`` is false (then it is
+    one long uninterruptible stretch, as a compiled call)."""
 
-    def __init__(self, started: str, seconds: float = 300.0, at_epoch: int = 1) -> None:
+    def __init__(
+        self, started: str, seconds: float = 300.0, at_epoch: int = 1, safe_points: bool = True
+    ) -> None:
         super().__init__()
         self.started, self.seconds, self.at_epoch = Path(started), seconds, at_epoch
+        self.safe_points = safe_points
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.current_epoch + 1 != self.at_epoch:
@@ -28,4 +33,5 @@ class LongEstimate(pl.Callback):
         x = torch.randn(128, 128)
         while time.monotonic() < end:  # chunks of torch work, a safe point between them
             x = torch.tanh(x @ x.T / 128)
-            safe_point()
+            if self.safe_points:
+                safe_point()
