@@ -2,7 +2,8 @@
 
 Exit status: 0 done, 1 bad input or a fault (one line on stderr: a bad value, a checkpoint that
 does not fit, a full disk, a diverging network) or a failed job of a multirun, 130 / 143 / 129
-stopped by SIGINT / SIGTERM / SIGHUP (:mod:`infoflow.signals`). Every run records how it ended in ``status.json`` in its directory.
+stopped by SIGINT / SIGTERM / SIGHUP (:mod:`infoflow.signals`). Every run records how it ended in
+``status.json`` in its directory.
 """
 
 from __future__ import annotations

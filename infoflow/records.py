@@ -104,20 +104,19 @@ def _csv_text(rows: Iterable[Sequence], columns: Sequence[str], header: bool) ->
 def append_rows(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
     """Append ``rows`` to the CSV at ``path`` (header written first if the file is new).
 
-    All or nothing: a write that fails (a full disk) is cut back to the file as it was, and
-    raises :class:`~infoflow.errors.StorageError` naming the file; a hard stop waits for the
-    append (:func:`infoflow.stopping.critical`).
+    All or nothing: a new file appears whole, with its header (an atomic write: a reader of a
+    running run never finds it empty); a write that fails (a full disk) is cut back to the file
+    as it was, and raises :class:`~infoflow.errors.StorageError` naming the file; a hard stop
+    waits for the append (:func:`infoflow.stopping.critical`).
     """
     path = Path(path)
     try:
+        if not path.exists() or path.stat().st_size == 0:
+            write_atomic(path, _csv_text(rows, columns, header=True))
+            return
         with critical():
-            new = not path.exists() or path.stat().st_size == 0
-            if new:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            else:
-                _drop_partial_tail(path)
-            text = _csv_text(rows, columns, header=new)
-            _append_whole(path, text)
+            _drop_partial_tail(path)
+            _append_whole(path, _csv_text(rows, columns, header=False))
     except OSError as exc:
         if isinstance(exc, StorageError) or storage_error(exc) is None:
             raise
