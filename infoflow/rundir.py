@@ -5,9 +5,13 @@ directory (written atomically)::
 
     {"status": "running" | "completed" | "failed" | "interrupted", "job": 3 (multirun only),
      "overrides": ["noise.beta=0.01", "seed=1"], "error": "one line (failed / interrupted)",
+     "checkpoint": the checkpoint to resume from (interrupted; null if none was saved yet),
      "host": ..., "pid": ..., "started": ISO time, "finished": ISO time, "seconds": 12.3}
 
-A run killed with SIGKILL (out of memory, a hard time limit) stays ``running``.
+The error of an interrupted run names its signal ("interrupted by SIGTERM"; "...; SIGTERM again
+stopped it at once" for a hard stop; "not started: the sweep was stopped by SIGINT" for a sweep's
+job that never began). A run killed with SIGKILL (out of memory, a hard time limit) stays
+``running``.
 """
 
 from __future__ import annotations

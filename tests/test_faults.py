@@ -46,6 +46,10 @@ QUIET = [
 ]
 
 
+#: The tests that simulate a full disk find a file's name from its descriptor in /proc (Linux).
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="no /proc/self/fd")
+
+
 def _enospc_on_sync(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     """Every sync of a file called ``name`` fails as on a full disk (after its bytes were
     written: the writer must cut them back)."""
@@ -113,6 +117,7 @@ def test_non_finite_representations_are_one_line_not_an_estimators_value_error(m
 # ---------------------------------------------------------------------------- full disks
 
 
+@needs_proc
 def test_an_append_that_fails_leaves_the_record_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "information.csv"
     append_rows(path, RECORD_COLUMNS, [(0, 0, 1, "sp", "I_XT", 1.5, 0.1)])
@@ -125,6 +130,7 @@ def test_an_append_that_fails_leaves_the_record_as_it_was(tmp_path, monkeypatch)
     assert isinstance(exc.value, OSError) and exc.value.errno == errno.ENOSPC
 
 
+@needs_proc
 def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     path = write_atomic(tmp_path / "config.yaml", "old\n")
     _enospc_on_sync(monkeypatch, "config.yaml")
@@ -133,6 +139,7 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_pat
     assert path.read_text() == "old\n" and sorted(os.listdir(tmp_path)) == ["config.yaml"]
 
 
+@needs_proc
 def test_a_status_is_written_in_place_when_the_disk_has_no_room_for_a_new_file(
     tmp_path, monkeypatch
 ):
@@ -144,6 +151,7 @@ def test_a_status_is_written_in_place_when_the_disk_has_no_room_for_a_new_file(
     assert status["status"] == "failed" and "No space" in status["error"]
 
 
+@needs_proc
 def test_a_disk_that_fills_mid_run_is_one_storage_error_and_the_records_stay_whole(
     make_cfg, monkeypatch
 ):
