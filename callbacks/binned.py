@@ -12,6 +12,7 @@ from infoflow.callbacks.measurement import Measurement
 from infoflow.callbacks.schedule import EveryNEpochs, MemberValue, NPoints, ScheduledCallback
 from infoflow.estimators import SCHEMES, binned_information, kde_information
 from infoflow.specs import RANGE, boolean, checked, choice, integer, list_of, number
+from infoflow.stopping import safe_point
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class BinnedCallback(ScheduledCallback):
         rows: list[MemberValue] = []
         for kind, layers in kinds.items():
             for k, reps in enumerate(layers, start=1):
+                safe_point()
                 per_member = binned_information(
                     reps, m.labels, scheme=self.scheme, value_range=self.value_range, **sizes
                 )
@@ -98,6 +100,7 @@ class BinnedCallback(ScheduledCallback):
         if self.kde_noise_var:
             for member, seed in enumerate(m.seeds):
                 for k, reps in enumerate(m.noiseless, start=1):
+                    safe_point()
                     kde = kde_information(
                         reps[member], m.labels[member], noise_var=self.kde_noise_var
                     )

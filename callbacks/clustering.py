@@ -11,6 +11,7 @@ from infoflow.callbacks.measurement import Measurement
 from infoflow.callbacks.schedule import EveryNEpochs, MemberValue, NPoints, ScheduledCallback
 from infoflow.estimators import clustering_scores
 from infoflow.specs import checked, integer
+from infoflow.stopping import safe_point
 
 
 class ClusteringCallback(ScheduledCallback):
@@ -42,6 +43,7 @@ class ClusteringCallback(ScheduledCallback):
         values: list[MemberValue] = []
         for member, seed in enumerate(m.seeds):
             for k, reps in enumerate(m.noiseless, start=1):
+                safe_point()  # between members and layers (each O(m²))
                 gen = torch.Generator().manual_seed(seed)  # the same sample on CPU and GPU
                 scores = clustering_scores(
                     reps[member], m.labels[member], max_samples=self.max_samples, generator=gen

@@ -14,6 +14,7 @@ from infoflow.callbacks.schedule import EveryNEpochs, MemberValue, NPoints, Sche
 from infoflow.estimators import empirical_entropy, sp_from_samples
 from infoflow.estimators.mixture import DEFAULT_TOL
 from infoflow.specs import POSITIVE_INT, checked, integer, number
+from infoflow.stopping import safe_point
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class InformationCallback(ScheduledCallback):
         chunk = max(1, PROPAGATION_CHUNK // (k * r))
         parts: list[list[Tensor]] = [[] for _ in layers]
         for i in range(0, n, chunk):
+            safe_point()
             outs = m.sample(x[:, i : i + chunk].repeat_interleave(r, dim=1))
             for j, layer in enumerate(layers):
                 s = outs[layer]
@@ -132,6 +134,7 @@ class InformationCallback(ScheduledCallback):
         samples = self._propagate(m, x, layers)
         values: list[MemberValue] = []
         for member, seed in enumerate(m.seeds):
+            safe_point()  # between members (and inside SP, between its query batches)
             result = sp_from_samples(
                 [s[member] for s in samples],
                 y[member],

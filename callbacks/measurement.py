@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from infoflow.callbacks.protocol import Measurable
-from infoflow.errors import ModelError
+from infoflow.errors import DivergenceError, ModelError
 from infoflow.models.network import LayerOutput, Network
 
 #: Inputs per forward pass when computing a whole set's representations (bounded memory).
@@ -54,11 +54,27 @@ class Measurement:
         n = self.inputs.shape[1]
         chunk = n if getattr(self.network, "quantize_bits", None) else CHUNK
         parts = [
-            self.network.layer_outputs(self.inputs[:, i : i + chunk], noise=noise)
+            self._finite(self.network.layer_outputs(self.inputs[:, i : i + chunk], noise=noise))
             for i in range(0, n, chunk)
         ]
         layers = zip(*parts, strict=True)  # per layer, its output of every chunk
         return [LayerOutput(*(torch.cat(z, dim=1) for z in zip(*o, strict=True))) for o in layers]
+
+    def _finite(self, outputs: list[LayerOutput]) -> list[LayerOutput]:
+        """``outputs`` if every member's pre-noise representations are finite; else one line
+        naming the epoch, the layer and the members (:class:`~infoflow.errors.DivergenceError`),
+        not an estimator's ValueError."""
+        for i, (name, out) in enumerate(zip(self.layer_names, outputs, strict=True), start=1):
+            s = out.pre_noise
+            finite = torch.isfinite(s.reshape(s.shape[0], -1)).all(dim=1)
+            if not bool(finite.all()):
+                members = zip(self.seeds, finite.tolist(), strict=True)
+                bad = {seed: "NaN or inf" for seed, ok in members if not ok}
+                label = f"T{i}" if name == str(i) else f"T{i} ({name})"
+                raise DivergenceError(
+                    self.epoch, f"representations of {label}", bad, len(self.seeds), when="by"
+                )
+        return outputs
 
     @cached_property
     @torch.no_grad()
@@ -90,7 +106,7 @@ class Measurement:
     def sample(self, x: Tensor) -> list[Tensor]:
         """S_ℓ of every layer for inputs x (K, B, ...), with fresh noise in all earlier layers:
         what SP propagates (its ``sample_fn``, for every member at once), (K, B, d_ℓ) each."""
-        return [o.pre_noise for o in self.network.layer_outputs(x, noise=True)]
+        return [o.pre_noise for o in self._finite(self.network.layer_outputs(x, noise=True))]
 
 
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -97,5 +97,11 @@ class PlotsCallback(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, module: pl.LightningModule, exc: BaseException
     ) -> None:
-        if trainer.is_global_zero:  # an interrupted run still leaves figures of what it measured
+        if not trainer.is_global_zero:
+            return
+        if isinstance(exc, Exception):  # a failed run still leaves figures of what it measured
             self._draw()
+        else:  # a stop signal: end within seconds; drawing every figure can take ~15 s
+            log.info(
+                "figures not redrawn on the way out: python -m infoflow.plot %s", self.output_dir
+            )

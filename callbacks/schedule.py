@@ -22,6 +22,7 @@ import torch
 from infoflow.callbacks.measurement import Measurement, measurement
 from infoflow.records import INFORMATION_FILE, RECORD_COLUMNS, append_rows, as_dicts, metric_name
 from infoflow.specs import integer
+from infoflow.stopping import safe_point
 from infoflow.threads import using_threads
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,7 @@ class ScheduledCallback(pl.Callback):
         if not self.is_due(epoch):
             return
         if trainer.is_global_zero:  # under DDP rank 0 estimates, the others wait at the barrier
+            safe_point()
             start = time.perf_counter()
             with measuring(module):
                 m = measurement(module, epoch)

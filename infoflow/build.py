@@ -13,10 +13,12 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from infoflow.checkpoint import use_atomic_saves
 from infoflow.models.module import ClassifierModule
 from infoflow.models.network import Network
 from infoflow.rundir import run_name, sweep_name
 from infoflow.schema import parameters
+from infoflow.stopping import safe_point
 
 
 def ensemble_seeds(cfg: DictConfig) -> list[int]:
@@ -87,11 +89,31 @@ def build_loggers(cfg: DictConfig, out: Path) -> list:
     return loggers
 
 
+class SafePoints(pl.Callback):
+    """The trainer's safe points (:func:`infoflow.stopping.safe_point`): after every training and
+    validation step and at the end of every epoch, a stop signal recorded meanwhile stops the
+    run. Lightning's own SIGTERM check comes after these hooks; it knows no SIGINT or SIGHUP."""
+
+    def on_train_batch_end(self, *args: object, **kwargs: object) -> None:
+        safe_point()
+
+    def on_validation_batch_end(self, *args: object, **kwargs: object) -> None:
+        safe_point()
+
+    def on_train_epoch_end(self, *args: object, **kwargs: object) -> None:
+        safe_point()
+
+
 def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks and loggers, the trainer's safe points
+    (:class:`SafePoints`, always) and checkpoints saved whole
+    (:func:`infoflow.checkpoint.use_atomic_saves`)."""
     loggers = build_loggers(cfg, out)
-    return instantiate(
+    trainer = instantiate(
         cfg.trainer,
-        callbacks=build_callbacks(cfg, out),
+        callbacks=[*build_callbacks(cfg, out), SafePoints()],
         logger=loggers or False,
         default_root_dir=str(out),
     )
+    use_atomic_saves(trainer)
+    return trainer

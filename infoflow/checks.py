@@ -26,7 +26,6 @@ import types
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal, Union
 
 from hydra.experimental.callback import Callback
@@ -34,7 +33,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from infoflow.errors import USER_ERRORS, ConfigError, exit_for_user, one_line, show_value
-from infoflow.rundir import check_unclaimed, process_rank
+from infoflow.rundir import check_unclaimed, check_writable, process_rank
 from infoflow.schema import PLAIN_GROUPS, SET_BY, parameters, plain_specs
 from infoflow.specs import integer, specs_of
 
@@ -114,9 +113,25 @@ def check_config(cfg: DictConfig, here: bool = True) -> None:
     _build_optimizer(cfg)
     _build_network(cfg)
     if here:
-        ckpt = cfg.get("ckpt_path")
-        if ckpt is not None and not Path(ckpt).is_file():
-            raise ConfigError("ckpt_path", ckpt, "must be an existing checkpoint file, or null")
+        _check_checkpoint(cfg)
+
+
+def _check_checkpoint(cfg: DictConfig) -> None:
+    """``ckpt_path`` must load and hold the weights of the configured network (names and shapes;
+    the network is built once, cheaply): a missing, cut or foreign file is one line here."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is None:
+        return
+    from infoflow.build import build_module
+    from infoflow.checkpoint import checkpoint_problem
+
+    try:
+        expected = build_module(cfg).state_dict()
+    except Exception:  # noqa: BLE001 - the model's own problems are named by _build_network
+        expected = None
+    problem = checkpoint_problem(ckpt, expected)
+    if problem is not None:
+        raise ConfigError("ckpt_path", ckpt, problem)
 
 
 def _check_plain(cfg: DictConfig, prefix: str) -> None:
@@ -535,6 +550,10 @@ class CheckBeforeRun(Callback):
     def on_multirun_start(
         self, config: DictConfig, config_name: str | None = None, **kw: Any
     ) -> None:
+        try:
+            check_writable(os.path.abspath(str(OmegaConf.select(config, "hydra.sweep.dir"))))
+        except USER_ERRORS as exc:
+            exit_for_user(exc)
         swept, first_job = _first_job(config)
         try:
             from hydra import compose
@@ -567,6 +586,7 @@ class CheckBeforeRun(Callback):
                 del task["hydra"]
             check_config(task)
             if process_rank() == 0:  # DDP ranks started by Lightning share rank 0's directory
+                check_writable(output_dir)
                 check_unclaimed(output_dir)
         except USER_ERRORS as exc:
             exit_for_user(exc)

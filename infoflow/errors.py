@@ -7,6 +7,7 @@ any module may import it without pulling in torch or Hydra.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -41,8 +42,70 @@ class ModelError(RuntimeError):
     module that cannot be run as an ensemble); its message is one line saying what and why."""
 
 
-# Exceptions that mean bad input (reported as one line, exit 1) rather than a bug.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, ModelError)
+class DivergenceError(ModelError):
+    """Training diverged: a non-finite loss or representation; the message is one line naming
+    the epoch and the members (seeds) that diverged.
+
+    >>> str(DivergenceError(3, "training loss", {0: float("nan")}, 1))
+    'training diverged in epoch 3: non-finite training loss (seed 0: nan)'
+    >>> str(DivergenceError(0, "representations of T2", {1: "inf", 4: "nan"}, 5, when="by"))
+    'training diverged by epoch 0: non-finite representations of T2 (2 of 5 members: seed 1: inf, seed 4: nan)'
+    """
+
+    def __init__(
+        self, epoch: int, what: str, bad: dict[int, object], members: int, when: str = "in"
+    ) -> None:
+        listed = ", ".join(f"seed {seed}: {value}" for seed, value in bad.items())
+        who = listed if members == 1 else f"{len(bad)} of {members} members: {listed}"
+        super().__init__(f"training diverged {when} epoch {epoch}: non-finite {what} ({who})")
+        self.epoch, self.seeds = epoch, list(bad)
+
+
+class StorageError(OSError):
+    """A file or folder the run needs cannot be written or made (a full disk, a path under a
+    file, no permission); the message is one line naming the path and what is wrong.
+
+    >>> import errno
+    >>> str(StorageError("/out/information.csv", OSError(errno.ENOSPC, "No space left on device")))
+    'cannot write /out/information.csv: No space left on device'
+    """
+
+    def __init__(self, path: object, cause: OSError | str, verb: str = "write") -> None:
+        reason = cause if isinstance(cause, str) else (cause.strerror or one_line(cause))
+        super().__init__(getattr(cause, "errno", None), f"cannot {verb} {path}: {reason}")
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+#: errno values that mean the storage, not the program: one line, not a traceback.
+STORAGE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EIO", "EFBIG")
+    if hasattr(errno, name)
+)
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """``exc`` as a :class:`StorageError` if it is an ``OSError`` of the storage (a full disk, no
+    permission, a path under a file), else None.
+
+    >>> str(storage_error(OSError(errno.ENOSPC, "No space left on device", "/o/x.csv")))
+    'cannot write /o/x.csv: No space left on device'
+    >>> storage_error(ValueError("x")) is None
+    True
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return StorageError(exc.filename or "a file of the run", exc)
+    return None
+
+
+# Exceptions that mean bad input or a fault outside the program (reported as one line, exit 1)
+# rather than a bug.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, ModelError, StorageError)
 
 
 def run_errors() -> tuple[type[Exception], ...]:

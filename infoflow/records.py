@@ -35,6 +35,7 @@ Files rewritten whole (a sweep's tables, a comparison's summary) use :func:`writ
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -43,7 +44,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from infoflow.errors import StorageError, storage_error
 from infoflow.io import write_atomic
+from infoflow.stopping import critical
 
 RECORD_COLUMNS = ("seed", "epoch", "layer", "estimator", "quantity", "value", "stderr")
 HISTOGRAM_COLUMNS = ("seed", "epoch", "layer", "representation", "bin_lo", "bin_hi", "count")
@@ -99,18 +102,44 @@ def _csv_text(rows: Iterable[Sequence], columns: Sequence[str], header: bool) ->
 
 
 def append_rows(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Append ``rows`` to the CSV at ``path`` (header written first if the file is new)."""
+    """Append ``rows`` to the CSV at ``path`` (header written first if the file is new).
+
+    All or nothing: a new file appears whole, with its header (an atomic write: a reader of a
+    running run never finds it empty); a write that fails (a full disk) is cut back to the file
+    as it was, and raises :class:`~infoflow.errors.StorageError` naming the file; a hard stop
+    waits for the append (:func:`infoflow.stopping.critical`).
+    """
     path = Path(path)
-    new = not path.exists() or path.stat().st_size == 0
-    if new:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        _drop_partial_tail(path)
-    text = _csv_text(rows, columns, header=new)
-    with path.open("a", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            write_atomic(path, _csv_text(rows, columns, header=True))
+            return
+        with critical():
+            _drop_partial_tail(path)
+            _append_whole(path, _csv_text(rows, columns, header=False))
+    except OSError as exc:
+        if isinstance(exc, StorageError) or storage_error(exc) is None:
+            raise
+        raise StorageError(path, exc) from exc
+
+
+def _append_whole(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` and sync it, or leave the file as it was (no buffer that
+    could write the rest later)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(text.encode())
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):  # cutting back needs no space
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_csv_atomic(

@@ -5,9 +5,13 @@ directory (written atomically)::
 
     {"status": "running" | "completed" | "failed" | "interrupted", "job": 3 (multirun only),
      "overrides": ["noise.beta=0.01", "seed=1"], "error": "one line (failed / interrupted)",
+     "checkpoint": the checkpoint to resume from (interrupted; null if none was saved yet),
      "host": ..., "pid": ..., "started": ISO time, "finished": ISO time, "seconds": 12.3}
 
-A run killed with SIGKILL (out of memory, a hard time limit) stays ``running``.
+The error of an interrupted run names its signal ("interrupted by SIGTERM"; "...; SIGTERM again
+stopped it at once" for a hard stop; "not started: the sweep was stopped by SIGINT" for a sweep's
+job that never began). A run killed with SIGKILL (out of memory, a hard time limit) stays
+``running``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -24,7 +30,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from infoflow.errors import ConfigError
+from infoflow.errors import ConfigError, StorageError
 from infoflow.io import write_atomic
 
 STATUS_FILE = "status.json"
@@ -144,18 +150,61 @@ def check_unclaimed(output_dir: str | os.PathLike) -> None:
         )
 
 
-def claim_run_dir(output_dir: str | os.PathLike) -> Path:
-    """Mark ``output_dir`` as this run's, atomically; refuse a directory another run has claimed."""
+#: Directories this process claimed ahead of its run (:meth:`RunRecord.claim`), not yet taken.
+_claimed_ahead: set[Path] = set()
+
+
+def claim_run_dir(output_dir: str | os.PathLike, *, ahead: bool = False) -> Path:
+    """Mark ``output_dir`` as this run's, atomically; refuse a directory another run has claimed
+    (two runs started into one folder: one of them is refused here). A directory that cannot be
+    made is a :class:`~infoflow.errors.StorageError` naming it. ``ahead``: claimed for a run
+    this process is about to start (:meth:`RunRecord.claim`), whose own call then takes it."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not ahead and out.resolve() in _claimed_ahead:
+        _claimed_ahead.discard(out.resolve())
+        return out
     try:
+        out.mkdir(parents=True, exist_ok=True)
         fd = os.open(out / RUN_MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
+        if not out.is_dir():
+            raise StorageError(out, "a file is in the way, not a folder", "make") from None
         check_unclaimed(out)  # raises
         raise
+    except OSError as exc:
+        raise StorageError(out, _why_not(out, exc), "make") from exc
     with os.fdopen(fd, "w") as f:
         f.write(f"pid {os.getpid()}\n")
+    if ahead:
+        _claimed_ahead.add(out.resolve())
     return out
+
+
+def _why_not(path: Path, exc: OSError) -> str:
+    """Why ``path`` cannot be made: the first part of it that is a file, or the OS's reason."""
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            return f"{parent} is a file, not a folder" if not parent.is_dir() else exc.strerror
+    return exc.strerror or str(exc)
+
+
+def check_writable(output_dir: str | os.PathLike) -> None:
+    """Refuse, before anything is written, a run directory that cannot be made or written: a part
+    of the path that is a file, or a folder without write permission.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     check_writable(f"{f.name}/run")
+    Traceback (most recent call last):
+    ...
+    infoflow.errors.StorageError: cannot make .../run: ... is a file, not a folder
+    """
+    path = Path(output_dir).absolute()
+    existing = next(p for p in [path, *path.parents] if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise StorageError(path, f"{existing} is a file, not a folder", "make")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(path, f"{existing} is not writable", "make")
 
 
 # ------------------------------------------------------------------------------------ status
@@ -181,6 +230,12 @@ def _now() -> str:
 def write_json_atomic(path: str | os.PathLike, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically (readers see the old file or the new one)."""
     write_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def resume_hint(run_dir: str | os.PathLike) -> str | None:
+    """The checkpoint a stopped run resumes from (``ckpt_path=``), if it saved one."""
+    ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return str(ckpt) if ckpt.is_file() else None
 
 
 def read_status(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -214,10 +269,48 @@ class RunRecord:
             "started": _now(),
         }
 
+    def claim(self) -> None:
+        """Claim the directory for this run (:func:`claim_run_dir`) before its first status, so
+        that of two runs started into one folder the one refused writes nothing there."""
+        if not self.enabled:
+            return
+        try:
+            claim_run_dir(self.path.parent, ahead=True)
+        except BaseException:
+            self.enabled = False
+            raise
+
+    def stopped_at_once(self, signum: int) -> None:
+        """What a second stop signal writes before the process ends at once
+        (:func:`infoflow.signals.stop_on_signals`' ``final``)."""
+        from infoflow.signals import received
+
+        first = signal.Signals(received() or signum).name
+        again = signal.Signals(signum).name
+        error = f"interrupted by {first}; {again} again stopped it at once"
+        self.write("interrupted", error=error, checkpoint=resume_hint(self.path.parent))
+
+    def end(self, status: str, **extra: Any) -> None:
+        """:meth:`write` a final status; if even that fails (the disk), say so on stderr and go on
+        ending the run."""
+        try:
+            self.write(status, **extra)
+        except OSError as exc:
+            print(f"infoflow: could not record {status} in {self.path}: {exc}", file=sys.stderr)
+
     def write(self, status: str, **extra: Any) -> None:
+        """Write the status atomically; on a full disk, over the old file in place (its block is
+        there already), so that a run that ends never stays ``running``."""
         if not self.enabled:
             return
         data = {"status": status, **self.fields, **extra}
         if status != "running":
             data.update(finished=_now(), seconds=round(time.time() - self.start, 3))
-        write_json_atomic(self.path, data)
+        try:
+            write_json_atomic(self.path, data)
+        except OSError:
+            if not self.path.is_file():
+                raise
+            with self.path.open("r+") as f:  # no new block needed for a few hundred bytes
+                f.write(json.dumps(data, indent=1) + "\n")
+                f.truncate()

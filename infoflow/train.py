@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 import warnings
@@ -12,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from infoflow.build import build_datamodule, build_module, build_trainer
 from infoflow.checks import check_config
@@ -19,7 +21,7 @@ from infoflow.io import write_atomic
 from infoflow.loggers import offline_runs, wandb_offline
 from infoflow.records import RecordError
 from infoflow.rundir import claim_run_dir
-from infoflow.signals import RunInterrupted, deferred
+from infoflow.signals import RunInterrupted
 from infoflow.summary import format_summary, read_summary
 from infoflow.threads import compute_threads
 
@@ -84,8 +86,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        with deferred():  # the final model, whatever the checkpoint callback's period; whole
-            trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
+        # The final model, whatever the checkpoint callback's period; whole (atomic saves).
+        trainer.save_checkpoint(out / "checkpoints" / "last.ckpt", weights_only=False)
+    except SIGTERMException as exc:  # Lightning's own SIGTERM check, if it came first
+        _finish_wandb(exit_code=128 + signal.SIGTERM)
+        raise RunInterrupted(signal.SIGTERM) from exc
     except RunInterrupted as exc:
         _finish_wandb(exit_code=exc.exit_code)
         raise

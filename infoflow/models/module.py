@@ -9,6 +9,7 @@ Models import no estimators and no callbacks: the callbacks measure the network 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol, runtime_checkable
@@ -21,7 +22,7 @@ from pytorch_lightning.strategies import SingleDeviceStrategy
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from infoflow.data.batches import Epoch
-from infoflow.errors import ModelError, one_line
+from infoflow.errors import DivergenceError, ModelError, one_line
 from infoflow.models.flat_adam import FlatAdam
 from infoflow.models.network import Network
 
@@ -129,12 +130,21 @@ class ClassifierModule(pl.LightningModule):
         stats = torch.stack([loss_sum, correct, torch.full_like(loss_sum, n)])  # (3, K)
         self._sums[name] = self._sums.get(name, 0) + stats
 
-    def _keep_sums(self, names: list[str]) -> None:
+    def _keep_sums(self, names: list[str], epoch: int) -> None:
         for name in names:
             if name in self._sums:
                 loss_sum, correct, n = self._sums.pop(name)
-                self._record[f"{name}/loss"] = (loss_sum / n).tolist()
+                self._record[f"{name}/loss"] = self._finite(loss_sum / n, f"{name} loss", epoch)
                 self._record[f"{name}/acc"] = (correct / n).tolist()
+
+    def _finite(self, losses: torch.Tensor, what: str, epoch: int) -> list[float]:
+        """``losses`` (K,) as a list; a non-finite one stops the run with one line naming the
+        epoch and every member that diverged (:class:`~infoflow.errors.DivergenceError`)."""
+        values = losses.tolist()
+        bad = {s: v for s, v in zip(self.seeds, values, strict=True) if not math.isfinite(v)}
+        if bad:
+            raise DivergenceError(epoch, what, bad, len(values))
+        return values
 
     def on_fit_start(self) -> None:
         """Run the network once on two evaluation inputs: a forward that fails or returns the
@@ -186,6 +196,8 @@ class ClassifierModule(pl.LightningModule):
         self.net.after_optimizer_step()  # e.g. the orthonormality rule
         self._noisy_correct += self._member_correct(logits.detach(), y)
         self._noisy_count += y.shape[1]
+        if batch_idx + 1 == self.trainer.num_training_batches:  # once per epoch: one sync
+            self._finite(self._noisy_loss_sum, "training loss", self.current_epoch + 1)
 
     def _training_losses(
         self, x: torch.Tensor, y: torch.Tensor
@@ -211,8 +223,10 @@ class ClassifierModule(pl.LightningModule):
         # Correct answers are integers: counted once per epoch, the same sums as per step.
         self._noisy_correct += self._member_correct(torch.cat(scores, 2).transpose(1, 2), epoch.y)
         self._noisy_count += epoch.y.shape[1]
+        # One sync per epoch, before its evaluation and measurements meet NaN representations.
+        self._finite(self._noisy_loss_sum, "training loss", self.current_epoch + 1)
         if self._evaluation_due():
-            self._evaluate()
+            self._evaluate(self.current_epoch + 1)
 
     def _minibatch_step(
         self, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer
@@ -267,7 +281,7 @@ class ClassifierModule(pl.LightningModule):
         return get()
 
     @torch.no_grad()
-    def _evaluate(self) -> None:
+    def _evaluate(self, epoch: int) -> None:
         """The noiseless pass over every evaluation loader (``train``, ``val``, …: the validation
         loop's work) into the record; the mode is restored."""
         was_training = self.training
@@ -277,7 +291,7 @@ class ClassifierModule(pl.LightningModule):
             for loader in loaders:
                 for x, y in loader:
                     self._accumulate(loader.name, self.net(x.to(self.device)), y.to(self.device))
-            self._keep_sums([loader.name for loader in loaders])
+            self._keep_sums([loader.name for loader in loaders], epoch)
         finally:
             self.train(was_training)
 
@@ -303,7 +317,7 @@ class ClassifierModule(pl.LightningModule):
     def initial_record(self) -> dict[str, list[float]]:
         """The noiseless ``train/*`` and ``val/*`` loss and accuracy before any training (epoch
         0 of ``training.csv``), one value per member; the mode is restored."""
-        self._evaluate()
+        self._evaluate(epoch=0)
         record, self._record = self._record, {}
         return record
 
@@ -344,7 +358,7 @@ class ClassifierModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             self._sums = {k: v for k, v in self._sums.items() if k not in names}
             return
-        self._keep_sums(names)
+        self._keep_sums(names, epoch=self.current_epoch + 1)
 
 
 def takes_whole_epochs(trainer: pl.Trainer) -> bool:

