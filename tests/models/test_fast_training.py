@@ -246,7 +246,7 @@ def test_evaluation_at_the_epochs_lightning_would_validate_and_the_last():
     assert all(noisy <= keys for keys in seen.values())
     # The noiseless values are those of the network: recomputed here at the end.
     module._record = {}
-    module._evaluate()
+    module._evaluate(epoch=7)
     x, y = data.tensors["x_val"], data.tensors["y_val"]
     with torch.no_grad():
         expected = F.cross_entropy(module.net.eval()(x)[0], y[0]).item()
