@@ -124,11 +124,25 @@ def compute_threads(jobs: int = 1) -> int:
     return max(1, min(threads, math.floor(free + 0.5)))
 
 
+#: (when, threads): the last count :func:`recent_threads` gave.
+_recent: tuple[float, int] | None = None
+
+
+def recent_threads(max_age_s: float = 2.0) -> int:
+    """:func:`compute_threads`, reused for ``max_age_s`` seconds: the callbacks of one measured
+    epoch ask in turn, and each reading samples ``/proc`` over ~10 ms."""
+    global _recent
+    now = time.monotonic()
+    if _recent is None or now - _recent[0] > max_age_s:
+        _recent = (now, compute_threads())
+    return _recent[1]
+
+
 @contextmanager
 def using_threads(threads: int | None = None) -> Iterator[int]:
-    """torch runs on ``threads`` (default :func:`compute_threads`) inside, as before outside."""
+    """torch runs on ``threads`` (default :func:`recent_threads`) inside, as before outside."""
     before = torch.get_num_threads()
-    n = threads or compute_threads()
+    n = threads or recent_threads()
     torch.set_num_threads(n)
     try:
         yield n

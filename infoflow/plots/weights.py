@@ -59,15 +59,22 @@ def _spread_panel(ax: Axes, w: np.ndarray, color, name: str) -> None:
     ax.grid(alpha=0.3)
 
 
+def _median(r: np.ndarray) -> str:
+    """The median of the correlations that exist (a one-unit layer's have none: its weights do
+    not vary within a member)."""
+    r = r[np.isfinite(r)]
+    return f"{np.median(r):.2f}" if r.size else "undefined"
+
+
 def _correlation_panel(ax: Axes, raw: np.ndarray, matched: np.ndarray | None, color) -> None:
     """Histogram of the pairwise correlations of the members' weight vectors, as stored (grey
     outline) and with units matched to member 0's (filled)."""
     bins = np.linspace(-1, 1, 41)
     ax.hist(raw, bins=bins, histtype="step", color="0.35", lw=1.2, label="as trained")
-    title = f"median r {np.nanmedian(raw):.2f} as trained"
+    title = f"median r {_median(raw)} as trained"
     if matched is not None:
         ax.hist(matched, bins=bins, color=color, alpha=0.55, label="units matched")
-        title += f", {np.nanmedian(matched):.2f} units matched"
+        title += f", {_median(matched)} units matched"
     ax.axvline(0.0, **reference_style("snr_one"))
     ax.set_xlim(-1.02, 1.02)
     ax.set_title(title, fontsize=8)
