@@ -25,7 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-MARKS = Path(sys.argv[1])
+# the marks folder (the first argument): set by main, so that importing this file (pytest's
+# doctest collection does) needs no arguments
+MARKS = Path()
 
 
 def mark(moment: str) -> None:
@@ -83,6 +85,8 @@ def disk_fills(spec: str) -> None:
 
 
 def main() -> None:
+    global MARKS
+    MARKS = Path(sys.argv[1])
     MARKS.mkdir(parents=True, exist_ok=True)
     probe_numba()
     import infoflow.callbacks.information as information
