@@ -5,8 +5,10 @@
 Trains the 12-10-7-5-4-3-2 tanh net (Adam 4e-4, batch 256, all 4096 inputs, a plain loop) at
 β ∈ {0.005, 0.05} and keeps, at epochs 0 (untrained), 300 and 3000, every hidden layer's (N, R, d)
 pre-noise samples for N = 4096 inputs (all, in order, as the paper presets) and R = 100 replicas,
-plus the labels. Other benchmarks load these (``load_geometries``) so that every engine is timed on
-the same samples; the file is a cache (git-ignored), rebuilt when absent.
+plus the labels and the net's weights at each of those epochs (``network`` rebuilds it, so that a
+benchmark can draw fresh replicas as a second run would). Other benchmarks load these
+(``load_geometries``) so that every engine is timed on the same samples; the file is a cache
+(git-ignored), rebuilt when absent or older than this format.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _train_and_sample(beta: float, replicas: int, seed: int = 0) -> dict:
     y = torch.as_tensor(y_np)
     net = noisy_mlp(beta=beta)
     opt = torch.optim.Adam(net.parameters(), lr=4e-4)
-    out, done = {}, 0
+    out, states, done = {}, {}, 0
     for epoch in EPOCHS:
         net.train()
         for _ in range(epoch - done):
@@ -46,7 +48,8 @@ def _train_and_sample(beta: float, replicas: int, seed: int = 0) -> dict:
         with torch.no_grad():
             layers = net.propagate(x, replicas)
         out[epoch] = [s.clone() for s in layers]
-    return {"samples": out, "labels": y}
+        states[epoch] = {k: v.clone() for k, v in net.state_dict().items()}
+    return {"samples": out, "labels": y, "states": states, "inputs": x}
 
 
 def build(path: Path, replicas: int = 100) -> dict:
@@ -61,8 +64,21 @@ def build(path: Path, replicas: int = 100) -> dict:
 
 
 def load_geometries(path: Path = DEFAULT) -> dict:
-    """{β: {"samples": {epoch: [(N, R, d) per layer]}, "labels": (N,)}}, built on first use."""
-    return torch.load(path) if path.is_file() else build(path)
+    """{β: {"samples": {epoch: [(N, R, d) per layer]}, "labels": (N,), "inputs": (N, 12),
+    "states": {epoch: state_dict}}}, built on first use (and rebuilt from an older cache)."""
+    if path.is_file():
+        geoms = torch.load(path)
+        if all("states" in g for g in geoms.values()):
+            return geoms
+    return build(path)
+
+
+def network(geoms: dict, beta: float, epoch: int) -> torch.nn.Module:
+    """The SZT net of ``geoms`` at β and ``epoch`` (eval mode): ``net.propagate(x, R)`` draws fresh
+    replicas of the same geometry."""
+    net = noisy_mlp(beta=beta)
+    net.load_state_dict(geoms[beta]["states"][epoch])
+    return net.eval()
 
 
 def main() -> None:
