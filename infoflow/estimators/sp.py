@@ -371,7 +371,7 @@ def _check_layer_output(s: Tensor, batch: int, r: int, layer: int) -> Tensor:
 _PILOT = 2048  # fewest pilot queries for the default budget (at least 2 rounds; kept)
 _QUERY_BATCH = 1 << 15  # queries evaluated at once (a stop is checked between batches)
 _DRAWS = 16  # posterior draws per query (the tree path): the conditional variance / ~16
-# share of tol given to the skipped mass: its omitted posterior entropy is ~25× the mass
+# share of tol given to the skipped mass: the posterior entropy it omits is up to ~25× the mass
 _SKIP_SHARE = 1 / 40
 
 
@@ -393,16 +393,16 @@ class _Layer:
             self.groups = torch.unique(labels.to(dev), return_inverse=True)[1]
         sizes = torch.bincount(self.groups).to(F64)
         self.log_prior = (sizes / n).log()
-        # bounds |E ln p(input or class | q)| over the draws: × the mass they cannot reach
-        self.spread = math.log(n) + float(self.log_prior.abs().max())
-        self.index, self.owners = None, None
+        # |E ln p(input | q)| ≤ ln(N − 1) + ln(1/mass) over the other inputs (and classes)
+        self.prior_spread = float(self.log_prior.abs().max())
+        self.reach = math.log(max(n - 1, 1)) + self.prior_spread
+        self.index, self.owned = None, None
         if dev.type == "cpu" and use_index(n * r, max(n, _PILOT), d, tol, dev):
             c_groups = self.groups.repeat_interleave(r)
             self.index = KDTreeSums(
                 s.reshape(n * r, d), sigma, tol=tol, chunk_elements=chunk, groups=c_groups
             )
-            self.owners = torch.arange(n).repeat_interleave(r).numpy()[self.index.perm]
-            self.rows = np.ascontiguousarray(s.numpy())
+            self.owned = self.index.owners(np.repeat(np.arange(n), r), s.numpy())
 
     def terms(self, inp: Tensor, rep: Tensor, z: Tensor, u: Tensor) -> Tensor:
         """For queries q = s[inp, rep] + σz (a (5, m) tensor): the I(X;T) and I(T;Y) terms
@@ -414,30 +414,45 @@ class _Layer:
         return torch.stack([ix, iy, h_t, h_t - ix, h_t - iy])
 
     def _posterior_terms(self, q: Tensor, inp: Tensor, u: Tensor) -> tuple[Tensor, ...]:
-        """log S(q), E[ln N + ln p(i|q)] and E[ln p(y|q)/p(y)] over the input behind q: drawn
-        from its posterior on the tree path, exact elsewhere and where a draw's bound is over
-        tol."""
+        """log S(q) and the posterior means ln N + Σ_i p_i ln p_i and Σ_y p_y ln(p_y / p(y)).
+
+        On the tree path the query's own input i is taken exactly (its kernel sum S_i over its R
+        replicas) and the rest of the posterior, of mass p_¬ = 1 − p_i, by draws:
+        Σ_o p_o f(o) = p_i f(i) + p_¬ E[f(O) | O ≠ i]. Where inputs barely overlap p_¬ is tiny
+        and still estimated from neighbours drawn every time (no rare events). Queries whose
+        bound exceeds tol are computed exactly (every input's sum in float64)."""
         if self.index is None:
             return self._exact_terms(q)
-        s, n = self.s, self.s.shape[0]
-        own = own_log_sums(q, s, inp, self.sigma)  # a sure lower bound on log S: prunes early
+        n = self.s.shape[0]
+        own = own_log_sums(q, self.s, inp, self.sigma)  # ln S_i, exact; also a lower bound
         res = self.index.posterior_draws(
-            q, self.owners, self.rows, u, _DRAWS, skip=self.tol * _SKIP_SHARE, log_lower=own,
+            q, self.owned, inp, u, _DRAWS, skip=self.tol * _SKIP_SHARE, log_lower=own,
             first_group=self.groups[inp],
         )  # fmt: skip
-        ix = math.log(n) + (res.weight * (res.log_owner - res.log_total[:, None])).sum(1)
-        cls = self.groups[res.owner]
-        log_y = res.log_group.gather(1, cls) - res.log_total[:, None] - self.log_prior[cls]
-        iy = (res.weight * log_y).sum(1)
-        # as the densities before: log S and each class's within tol (a difference, 2·tol);
-        # and the posterior the draws cannot reach moves their mean by at most tol
-        unreached = res.missed + self.spread * res.unseen
-        ok = res.drawn & (res.tv <= self.tol) & (unreached <= self.tol)
-        log_total = res.log_total.clone()
+        log_other = res.other.log()  # −inf where no other input was within reach
+        log_s = torch.logaddexp(own, log_other)
+        log_pi = own - log_s
+        p_other = (log_other - log_s).exp()
+        drawn = res.weight > 0
+        a_x = torch.where(drawn, res.weight * res.log_owner, 0.0).sum(1)  # E_w ln S_O
+        ix = math.log(n) + log_pi.exp() * log_pi + p_other * (a_x - log_s)
+        log_py = res.log_group - res.log_total[:, None] - self.log_prior  # ln(p_y / p(y))
+        f_own = log_py.gather(1, self.groups[inp][:, None])[:, 0]
+        a_y = torch.where(drawn, res.weight * log_py.gather(1, self.groups[res.owner]), 0.0)
+        a_y = a_y.sum(1)
+        iy = log_pi.exp() * f_own + p_other * a_y
+        # Error of a term's mean: ln S and the class sums within tv each (2·tv); the other
+        # inputs' summed mass x off by its rounding: |dT/dx| ≤ (1 + p_i |E f(O) − f(i)|) / S
+        # (×1.1 for the interval); the skipped centres, which draws never reach: their own terms
+        # (missed) and the normalisation they leave out (unseen × (|T| + 1) ≤ unseen × reach).
+        slope = 1 + log_pi.exp() * ((a_x - own).abs() + (a_y - f_own).abs())
+        rounding = 1.1 * res.other_err * (-log_s).exp() * slope
+        bound = 2 * res.tv + rounding + res.missed + res.unseen * (self.reach + 1)
+        ok = res.ok & (bound <= self.tol) & torch.isfinite(ix) & torch.isfinite(iy)
         bad = (~ok).nonzero()[:, 0]
         if bad.numel():
-            log_total[bad], ix[bad], iy[bad] = self._exact_terms(q[bad])
-        return log_total, ix, iy
+            log_s[bad], ix[bad], iy[bad] = self._exact_terms(q[bad])
+        return log_s, ix, iy
 
     def _exact_terms(self, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The same three, exactly: every input's kernel sum at q in float64, and the

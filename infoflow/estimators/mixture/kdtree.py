@@ -288,38 +288,59 @@ def _leaf_sum(q, ct, a, b, s, r):
 
 @numba.njit(fastmath=_FAST, inline="always")
 def _leaf_sum32(a, rel, start, stop, s, r):
-    """Σ e^{−s‖a − b_k‖²}, terms in float32 (a = q − o and b_k = c_k − o relative to the leaf's
-    centre o), summed in float64 (no rounding of the sum worth counting)."""
+    """Σ_k e^{−E_k} and Σ_k E_k e^{−E_k}, E_k = s‖a − b_k‖², terms in float32 (a = q − o and
+    b_k = c_k − o relative to the leaf's centre o), summed in float64."""
     _sq_dists(a, rel, start, stop, r)
-    acc = 0.0
+    acc, acc_e = 0.0, 0.0
     for k in range(stop - start):
-        acc += np.float64(_exp32(-s * r[k]))
-    return acc
+        e = s * r[k]
+        v = np.float64(_exp32(-e))
+        acc += v
+        acc_e += v * np.float64(e)
+    return acc, acc_e
 
 
 @numba.njit(fastmath=_FAST, inline="always")
-def _add_leaf(q, node, g, tree, s, acc, err, r, r32, a32):
-    """Add one leaf's kernel sum to acc[g] (float32 where its rounding bound is small, else
-    float64) and its rounding bound to err[g]; returns the sum."""
-    ct, rel, center, radius, start, stop = tree[0], tree[1], tree[4], tree[5], tree[6], tree[7]
+def _leaf_rule(q, node, tree, s):
+    """Whether a leaf is summed in float32 (its worst exponent error u·(2s‖a‖² + (d + 8)E_max)
+    ≤ 10⁻³, E_max ≤ 80) and s‖a‖², a = q − o."""
+    center, radius = tree[4], tree[5]
     a2 = 0.0
     for j in range(q.shape[0]):
         t = q[j] - center[node, j]
         a2 += t * t
     reach = math.sqrt(a2) + radius[node]
     e_max = s * reach * reach  # the largest exponent in this leaf
-    rel_err = (q.shape[0] + 6) * _U32 * e_max
-    if e_max <= 80.0 and rel_err <= 1e-3:
+    worst = _U32 * (2.0 * s * a2 + (q.shape[0] + 8) * e_max)
+    return e_max <= 80.0 and worst <= 1e-3, s * a2
+
+
+@numba.njit(fastmath=_FAST, inline="always")
+def _rounding32(v, ve, sa2, d, n):
+    """Rounding bound of a float32 leaf sum v with Σ E e^{−E} = ve (module docstring, 3.)."""
+    return 1.01 * _U32 * ((2.0 * sa2 + _EXP32_ERR + (d + 8) * 1e-3) * v + (d + 8) * ve) + (
+        v * n * 2.0**-52
+    )
+
+
+@numba.njit(fastmath=_FAST, inline="always")
+def _add_leaf(q, node, g, tree, s, acc, err, r, r32, a32):
+    """Add one leaf's kernel sum to acc[g] (float32 where its rounding bound is small, else
+    float64) and its rounding bound to err[g]; returns (sum, bound)."""
+    ct, rel, center, start, stop = tree[0], tree[1], tree[4], tree[6], tree[7]
+    n = stop[node] - start[node]
+    use32, sa2 = _leaf_rule(q, node, tree, s)
+    if use32:
         for j in range(q.shape[0]):
             a32[j] = q[j] - center[node, j]
-        v = _leaf_sum32(a32, rel, start[node], stop[node], np.float32(s), r32)
-        acc[g] += v
-        err[g] += v * (1.01 * rel_err + _EXP32_ERR * _U32 + (stop[node] - start[node]) * 2.0**-52)
+        v, ve = _leaf_sum32(a32, rel, start[node], stop[node], np.float32(s), r32)
+        e = _rounding32(v, ve, sa2, q.shape[0], n)
     else:
         v = _leaf_sum(q, ct, start[node], stop[node], s, r)
-        acc[g] += v
-        err[g] += v * (stop[node] - start[node] + 8) * 2.0**-52
-    return v
+        e = v * (n + 8) * 2.0**-52
+    acc[g] += v
+    err[g] += e
+    return v, e
 
 
 @numba.njit(fastmath=_FAST, inline="always")
@@ -398,9 +419,11 @@ def _leaf_of(q, lo, hi, depth):
 
 
 @numba.njit(fastmath=_FAST, inline="always")
-def _walk_visits(q, first, l0, tree, c0, s, acc, err, r, r32, a32, stack, gaps, visits, sums):
+def _walk_visits(q, first, l0, tree, c0, s, acc, err, r, r32, a32, stack, gaps, visits, sums,
+                 errs):  # fmt: skip
     """One query's walk as :func:`_walk`, pruned relative to the total S(q) (the running sum
-    over every group), recording the leaves summed (``visits``) and their sums (``sums``).
+    over every group), recording the leaves summed (``visits``), their sums (``sums``) and
+    rounding bounds (``errs``).
     Returns (skipped mass, Σ over skipped nodes of their mass bound × its exponent s·gap²,
     number of leaves recorded): what bounds the posterior mass a sample can miss."""
     lo, hi, start, stop, roots, depths = tree[2], tree[3], tree[6], tree[7], tree[8], tree[9]
@@ -424,8 +447,8 @@ def _walk_visits(q, first, l0, tree, c0, s, acc, err, r, r32, a32, stack, gaps, 
                 skipped_exp += mass * s * g2
                 continue
             if node >= first_leaf:
-                v = _add_leaf(q, node, g, tree, s, acc, err, r, r32, a32)
-                visits[nv], sums[nv] = node, v
+                v, e = _add_leaf(q, node, g, tree, s, acc, err, r, r32, a32)
+                visits[nv], sums[nv], errs[nv] = node, v, e
                 nv += 1
                 now = acc.sum()
                 if now > 1.1 * low:
@@ -442,32 +465,30 @@ def _walk_visits(q, first, l0, tree, c0, s, acc, err, r, r32, a32, stack, gaps, 
 
 
 @numba.njit(fastmath=_FAST, inline="always")
-def _leaf_values(q, node, tree, s, r, r32, a32):
+def _leaf_values(q, node, tree, s, r, r32, a32, owner, skip_owner):
     """The leaf's kernel values e^{−s‖q − c‖²} into r (float64), computed as :func:`_add_leaf`
-    computes them (float32 relative coordinates where its rule says so); returns their sum."""
-    ct, rel, center, radius, start, stop = tree[0], tree[1], tree[4], tree[5], tree[6], tree[7]
+    computes them, 0 for the centres of owner ``skip_owner``; returns their sum and its
+    rounding bound."""
+    ct, rel, center, start, stop = tree[0], tree[1], tree[4], tree[6], tree[7]
     a, b = start[node], stop[node]
-    a2 = 0.0
-    for j in range(q.shape[0]):
-        t = q[j] - center[node, j]
-        a2 += t * t
-    reach = math.sqrt(a2) + radius[node]
-    e_max = s * reach * reach
-    total = 0.0
-    if e_max <= 80.0 and (q.shape[0] + 6) * _U32 * e_max <= 1e-3:
+    use32, sa2 = _leaf_rule(q, node, tree, s)
+    total, total_e = 0.0, 0.0
+    if use32:
         for j in range(q.shape[0]):
             a32[j] = q[j] - center[node, j]
         _sq_dists(a32, rel, a, b, r32)
         s32 = np.float32(s)
         for k in range(b - a):
-            r[k] = np.float64(_exp32(-s32 * r32[k]))
+            e = s32 * r32[k]
+            r[k] = np.float64(_exp32(-e)) if owner[a + k] != skip_owner else 0.0
             total += r[k]
-    else:
-        _sq_dists(q, ct, a, b, r)
-        for k in range(b - a):
-            r[k] = _exp(-s * r[k])
-            total += r[k]
-    return total
+            total_e += r[k] * np.float64(e)
+        return total, _rounding32(total, total_e, sa2, q.shape[0], b - a)
+    _sq_dists(q, ct, a, b, r)
+    for k in range(b - a):
+        r[k] = _exp(-s * r[k]) if owner[a + k] != skip_owner else 0.0
+        total += r[k]
+    return total, total * (b - a + 8) * 2.0**-52
 
 
 @numba.njit(fastmath=_FAST, inline="always")
@@ -481,29 +502,45 @@ def _exact_kernel(q, ct, k, s):
 
 
 @numba.njit(fastmath=_FAST, inline="always")
-def _draw(q, u, tree, s, visits, sums, nv, owner, r, r32, a32, out_owner, out_weight):
-    """Systematic draws of the centre behind q with probability ∝ its computed kernel: targets
-    (j + u)/M of the recorded leaves' running total, j < M (a leaf by its recorded sum, then a
-    centre by the leaf's recomputed values); each draw's owner and importance weight (exact
-    kernel over proposal probability, up to the common factor 1/total). False where nothing
-    could be drawn (no mass recorded)."""
+def _draw(q, u, tree, s, walk, owned, scratch, out_owner, out_weight):
+    """The posterior of the centre behind q, less the owner ``skip`` (the query's own input):
+    its mass over the recorded leaves (leaves holding that owner's centres re-summed without
+    them) with a rounding bound, and systematic draws from it — targets (j + u)/M of the running
+    total, j < M, a leaf by its sum, then a centre by the leaf's recomputed values — each draw's
+    owner and importance weight (exact kernel over proposal probability, up to a common
+    factor). Returns (mass, bound, ok); no draws where the mass is 0; ok False where the
+    recomputation disagrees with the walk (the caller then computes q exactly)."""
+    visits, sums, errs, nv = walk
+    owner, skip, own_leaves, mark = owned
+    r, r32, a32 = scratch
     ct, start, stop = tree[0], tree[6], tree[7]
+    for leaf in own_leaves:
+        mark[leaf] = True
+    for t in range(nv):
+        if mark[visits[t]]:
+            sums[t], errs[t] = _leaf_values(q, visits[t], tree, s, r, r32, a32, owner, skip)
+    for leaf in own_leaves:
+        mark[leaf] = False
+    other, other_err = 0.0, 0.0
+    for t in range(nv):  # running sums in place: sums[t] = Σ_{≤t}, one sequential pass
+        other += sums[t]
+        other_err += errs[t]
+        sums[t] = other
     m_draws = out_owner.shape[0]
-    for t in range(1, nv):  # running sums in place: sums[t] = Σ_{≤t}, one sequential pass
-        sums[t] += sums[t - 1]
-    total = sums[nv - 1]
+    if not other > 0.0:
+        return 0.0, other_err, True
     j, below = 0, 0.0
     for t in range(nv):
         mass = sums[t] - below
-        if j < m_draws and (j + u) / m_draws * total < sums[t] and mass > 0.0:
+        if j < m_draws and (j + u) / m_draws * other < sums[t] and mass > 0.0:
             node = visits[t]
-            w_leaf = _leaf_values(q, node, tree, s, r, r32, a32)
-            if not w_leaf > 0.0:  # the recomputation disagrees with the walk: caller redoes q
-                return False
+            w_leaf, _ = _leaf_values(q, node, tree, s, r, r32, a32, owner, skip)
+            if not w_leaf > 0.0:
+                return other, other_err, False
             last = stop[node] - start[node] - 1
             k, inner = 0, 0.0
-            while j < m_draws and (j + u) / m_draws * total < sums[t]:
-                target = ((j + u) / m_draws * total - below) / mass * w_leaf
+            while j < m_draws and (j + u) / m_draws * other < sums[t]:
+                target = ((j + u) / m_draws * other - below) / mass * w_leaf
                 while k < last and (inner + r[k] <= target or r[k] == 0.0):
                     inner += r[k]
                     k += 1
@@ -511,15 +548,19 @@ def _draw(q, u, tree, s, visits, sums, nv, owner, r, r32, a32, out_owner, out_we
                     k -= 1
                 c = start[node] + k
                 out_owner[j] = owner[c]
-                out_weight[j] = _exact_kernel(q, ct, c, s) * w_leaf / (mass * r[k])
+                # ≈ 1, as a sum of logs: fastmath may reassociate products of tiny values
+                out_weight[j] = math.exp(
+                    math.log(_exact_kernel(q, ct, c, s)) - math.log(r[k])
+                    + math.log(w_leaf) - math.log(mass)
+                )  # fmt: skip
                 j += 1
         below = sums[t]
     if j == 0:
-        return False
+        return other, other_err, False
     while j < m_draws:  # rounding left a target past the last sum: repeat the last draw
         out_owner[j], out_weight[j] = out_owner[j - 1], out_weight[j - 1]
         j += 1
-    return True
+    return other, other_err, True
 
 
 @numba.njit(fastmath=_FAST, inline="always")
@@ -555,21 +596,26 @@ def _owner_log_sums(q, owners, centers, s, e, out):
 
 
 @numba.njit(parallel=True, fastmath=_FAST, cache=True)
-def _posterior_draws(q, order, first, l0, tree, c0, s, leaf, threads, owner, u, m_draws, rows):
+def _posterior_draws(q, order, first, l0, tree, c0, s, leaf, threads, owned, u, m_draws, rows):
     """Per query: group sums (m, G) with rounding bounds, skipped mass and its exponent-weighted
-    sum (m,), and ``m_draws`` systematic draws of the centre behind q: owners, weights and the
-    exact log sum over each owner's row of ``rows`` (N, R, d)."""
+    sum (m,), the posterior mass of the centres outside the query's own owner with its rounding
+    bound (m,), and ``m_draws`` systematic draws from that part: owners, weights and the exact
+    log sum over each owner's row of ``rows`` (N, R, d). ``owned``: (owner id per centre in
+    leaf order, each query's own owner (m,), CSR offsets and leaves of every owner's leaves)."""
     m, d = q.shape
+    owner, skip, offsets, leaves = owned
     n_groups = tree[8].shape[0]
-    n_leaves = tree[6].shape[0]
+    n_nodes = tree[6].shape[0]
     acc = np.zeros((m, n_groups))
     err = np.zeros((m, n_groups))
     skipped = np.zeros(m)
     skipped_exp = np.zeros(m)
+    other = np.zeros(m)
+    other_err = np.zeros(m)
     owners = np.zeros((m, m_draws), np.int64)
     weights = np.zeros((m, m_draws))
     log_sums = np.zeros((m, m_draws))
-    drawn = np.zeros(m, np.bool_)
+    ok = np.zeros(m, np.bool_)
     n_chunks = (m + _CHUNK - 1) // _CHUNK
     for t in numba.prange(threads):
         r = np.empty(leaf)
@@ -577,22 +623,26 @@ def _posterior_draws(q, order, first, l0, tree, c0, s, leaf, threads, owner, u, 
         a32 = np.empty(d, np.float32)
         stack = np.empty(_STACK, np.int64)
         gaps = np.empty(_STACK)
-        visits = np.empty(n_leaves, np.int64)
-        sums = np.empty(n_leaves)
+        visits = np.empty(n_nodes, np.int64)
+        sums = np.empty(n_nodes)
+        errs = np.empty(n_nodes)
+        mark = np.zeros(n_nodes, np.bool_)
         e = np.empty(rows.shape[1])
         for chunk in range(t, n_chunks, threads):
             for p in range(chunk * _CHUNK, min(m, (chunk + 1) * _CHUNK)):
                 i = order[p]
                 skipped[i], skipped_exp[i], nv = _walk_visits(
                     q[i], first[i], l0[i], tree, c0, s, acc[i], err[i], r, r32, a32, stack,
-                    gaps, visits, sums,
+                    gaps, visits, sums, errs,
                 )  # fmt: skip
-                if nv > 0:
-                    drawn[i] = _draw(q[i], u[i], tree, s, visits, sums, nv, owner, r, r32,
-                                     a32, owners[i], weights[i])  # fmt: skip
-                if drawn[i]:
+                own = leaves[offsets[skip[i]] : offsets[skip[i] + 1]]
+                other[i], other_err[i], ok[i] = _draw(
+                    q[i], u[i], tree, s, (visits, sums, errs, nv), (owner, skip[i], own, mark),
+                    (r, r32, a32), owners[i], weights[i],
+                )  # fmt: skip
+                if ok[i] and other[i] > 0.0:
                     _owner_log_sums(q[i], owners[i], rows, s, e, log_sums[i])
-    return acc, err, skipped, skipped_exp, owners, weights, log_sums, drawn
+    return acc, err, skipped, skipped_exp, other, other_err, owners, weights, log_sums, ok
 
 
 @numba.njit(parallel=True, fastmath=_FAST, cache=True)
@@ -624,26 +674,41 @@ def own_log_sums(queries: Tensor, centers: Tensor, rows: Tensor, sigma: float) -
     return torch.from_numpy(out)
 
 
+class Owners(NamedTuple):
+    """Which centres belong together (SP: the replicas of one input), prepared for a tree by
+    :meth:`KDTreeSums.owners`: the owner of every centre in leaf order, each owner's leaves
+    (CSR: owner o's are ``leaves[offsets[o]:offsets[o + 1]]``) and the centres by owner
+    (N, R, d), for exact per-owner sums."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    leaves: np.ndarray
+    rows: np.ndarray
+
+
 class PosteriorDraws(NamedTuple):
-    """Per query q: log S(q) (m,) and log S_g(q) (m, G); ``tv`` (m,), a bound on
-    Σ_g |S_g,true − S_g| / S_true (skipped mass and rounding), which also bounds
-    |log S_true − log S|; ``unseen`` (m,), a bound on the posterior mass of the skipped
-    centres, and ``missed`` (m,), on their Σ_k π_k ln(1/π_k) (π_k = e^{−s‖q−c_k‖²}/S: the
-    posterior of the centre behind q; draws never reach them); ``owner`` and ``weight``
-    (m, M): M systematic draws from that posterior (over the summed centres) — each draw's
-    owner, its self-normalised importance weight (rows sum to 1) and the exact log kernel sum
-    over the owner's centres; ``drawn`` (m,): False
-    where nothing could be drawn (the caller computes such a query exactly)."""
+    """Per query q, from :meth:`KDTreeSums.posterior_draws`: log S(q) (m,) and log S_g(q)
+    (m, G) over the centres summed; ``tv`` (m,), a bound on Σ_g |S_g,true − S_g| / S_true
+    (skipped mass and rounding), which also bounds |log S_true − log S|; ``unseen`` (m,), a
+    bound on the posterior mass of the skipped centres, and ``missed`` (m,), on their
+    Σ_k π_k ln(1/π_k) (π_k = e^{−s‖q−c_k‖²}/S: the posterior of the centre behind q; draws never
+    reach them); ``other`` and ``other_err`` (m,): the summed mass of the centres of every owner
+    but the query's own, and its rounding bound; ``owner``, ``weight``, ``log_owner`` (m, M):
+    M systematic draws from that part of the posterior — each draw's owner, self-normalised
+    importance weight (rows sum to 1; 0 where ``other`` is 0) and the exact log kernel sum over
+    the owner's centres; ``ok`` (m,): False where the draws failed (compute q exactly)."""
 
     log_total: Tensor
     log_group: Tensor
     tv: Tensor
     unseen: Tensor
     missed: Tensor
+    other: Tensor
+    other_err: Tensor
     owner: Tensor
     weight: Tensor
     log_owner: Tensor
-    drawn: Tensor
+    ok: Tensor
 
 
 def _threads() -> int:
@@ -757,11 +822,30 @@ class KDTreeSums:
         bound_group = _log_error(group, err + group * rounding + skipped[:, None])
         return KernelSums(total.log(), group.log(), bound, bound_group)
 
+    def owners(self, ids: np.ndarray, rows: np.ndarray) -> Owners:
+        """The owner structure for :meth:`posterior_draws`: ``ids`` (n,) the owner 0..N−1 of
+        every centre as given to the constructor, ``rows`` (N, R, d) the centres by owner."""
+        ids = np.asarray(ids, np.int64)[self.perm]  # leaf order
+        leaves = np.concatenate(
+            [
+                r + np.arange(2**k - 1, 2 ** (k + 1) - 1)
+                for r, k in zip(self.roots, self.depths, strict=True)
+            ]
+        )  # every leaf, in the order of the centres they hold
+        node = np.repeat(leaves, self.stop[leaves] - self.start[leaves])
+        n_nodes = len(self.start)
+        pairs = np.unique(ids * n_nodes + node)
+        first = np.searchsorted(pairs // n_nodes, np.arange(rows.shape[0] + 1))
+        rows = np.ascontiguousarray(
+            rows if rows.dtype in (np.float32, np.float64) else rows.astype(np.float32)
+        )
+        return Owners(ids, first.astype(np.int64), (pairs % n_nodes).astype(np.int64), rows)
+
     def posterior_draws(
         self,
         queries: Tensor,
-        owners: np.ndarray,
-        rows: np.ndarray,
+        owners: Owners,
+        own: Tensor,
         uniforms: Tensor,
         n_draws: int,
         *,
@@ -772,13 +856,11 @@ class KDTreeSums:
         """Kernel sums at ``queries`` (m, d), pruned so that the skipped mass stays within
         ``skip`` of the total S(q), and ``n_draws`` systematic draws (offsets ``uniforms``
         (m,) in [0, 1)) of the centre behind each query from the posterior
-        π_k ∝ e^{−s‖q − c_k‖²} over the centres summed: the draws' owners (``owners``: the
-        owner id of every centre in leaf order, ``ids[self.perm]``) and importance weights
-        (exact float64 kernel over the probability the float32 sums gave the draw), and the
-        exact float64 log kernel sum over each drawn owner's centres, row ``owner`` of ``rows``
-        (N, R, d) (SP: the replicas of the input behind q)
-        ``log_lower``: an optional sure lower bound on log S; ``first_group`` (m,): the group
-        walked first (the query's own)."""
+        π_k ∝ e^{−s‖q − c_k‖²} over the centres summed, less those of owner ``own[q]`` (m,):
+        the draws' owners, importance weights (exact float64 kernel over the probability the
+        float32 sums gave the draw) and exact log sums over the owners' centres (see
+        :class:`PosteriorDraws`). ``log_lower``: an optional sure lower bound on log S;
+        ``first_group`` (m,): the group walked first (the query's own)."""
         q = np.ascontiguousarray(queries.detach().to(torch.float64).cpu().numpy())
         m = q.shape[0]
         l0 = np.zeros(m) if log_lower is None else np.exp(log_lower.double().cpu().numpy())
@@ -786,10 +868,12 @@ class KDTreeSums:
         u = np.ascontiguousarray(uniforms.double().cpu().numpy())
         c0 = math.log(self.n) - math.log(skip)
         order = np.argsort(_leaf_of(q, self.lo, self.hi, int(self.depths[0])), kind="stable")
-        acc, err, skipped, skipped_exp, owner, weight, log_owner, drawn = _posterior_draws(
-            q, order, first, l0, self.tree, c0, self.s, self.leaf, _threads(), owners, u,
-            int(n_draws), rows,
+        owned = (owners.ids, own.long().numpy(), owners.offsets, owners.leaves)
+        out = _posterior_draws(
+            q, order, first, l0, self.tree, c0, self.s, self.leaf, _threads(), owned, u,
+            int(n_draws), owners.rows,
         )  # fmt: skip
+        acc, err, skipped, skipped_exp, other, other_err, owner, weight, log_owner, ok = out
         group = torch.from_numpy(acc)
         total = group.sum(1)
         err_total = torch.from_numpy(err).sum(1) + total * (self.n + self.n_groups) * 2.0**-52
@@ -802,10 +886,11 @@ class KDTreeSums:
             0.0,
         )
         weight = torch.from_numpy(weight)
-        weight = weight / weight.sum(1, keepdim=True)
-        drawn = torch.from_numpy(drawn) & torch.isfinite(weight).all(1) & (low > 0)
-        unseen = skipped / low
+        norm = weight.sum(1, keepdim=True)
+        weight = torch.where(norm > 0, weight / norm, 0.0)
+        ok = torch.from_numpy(ok) & torch.isfinite(weight).all(1) & (low > 0)
         return PosteriorDraws(
-            total.log(), group.log(), tv, unseen, missed, torch.from_numpy(owner), weight,
-            torch.from_numpy(log_owner), drawn,
+            total.log(), group.log(), tv, skipped / low, missed, torch.from_numpy(other),
+            torch.from_numpy(other_err), torch.from_numpy(owner), weight,
+            torch.from_numpy(log_owner), ok,
         )  # fmt: skip
