@@ -17,7 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from infoflow.models.cnn import noisy_cnn
+from infoflow.models.cnn import HIDDEN_BLOCKS, mnist_cnn
+from infoflow.models.named_layers import NamedLayers
 
 TRAIN_IMAGES = 55_000  # 60,000 minus the default val_size of 5,000
 EVAL_IMAGES = 10_000 + 5_000 + 10_000  # train_eval + val + test
@@ -35,7 +36,7 @@ def train_rate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     net.train()
     start = time.perf_counter()
     for i in range(0, len(x), batch):
-        loss = F.cross_entropy(net(x[i : i + batch]), y[i : i + batch])
+        loss = F.cross_entropy(net(x[None, i : i + batch])[0], y[i : i + batch])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -48,7 +49,7 @@ def eval_rate(net: torch.nn.Module, x: torch.Tensor, batch: int) -> float:
     net.eval()
     start = time.perf_counter()
     for i in range(0, len(x), batch):
-        net(x[i : i + batch]).argmax(1)
+        net(x[None, i : i + batch])[0].argmax(1)
     return len(x) / (time.perf_counter() - start)
 
 
@@ -71,7 +72,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.n} images/pass")
     print(f"{'kernel':>6} {'params':>8} {'train/s':>8} {'eval/s':>8} {'epoch s':>8}")
     for k in args.kernel_size:
-        net = noisy_cnn(args.channels, args.fc_width, "relu", args.dropout, k, beta=args.beta)
+
+        def build(k: int = k) -> torch.nn.Module:
+            return mnist_cnn(args.channels, args.fc_width, "relu", args.dropout, k)
+
+        net = NamedLayers(build, HIDDEN_BLOCKS, beta=args.beta)
         warm = min(len(x), 2 * args.batch_size)
         train_rate(net, x[:warm], y[:warm], args.batch_size)  # first calls allocate
         tr = train_rate(net, x, y, args.batch_size)

@@ -30,7 +30,7 @@ from infoflow.estimators import (
     kde_information,
     sp_information,
 )
-from infoflow.models.mlp import noisy_mlp
+from infoflow.models.mlp import MLPEnsemble
 
 
 def trained_net(
@@ -40,11 +40,11 @@ def trained_net(
     x_np, y_np = make_szt_dataset()
     x = torch.as_tensor(x_np, dtype=torch.float32, device=device)
     y = torch.as_tensor(y_np, device=device)
-    net = noisy_mlp(beta=0.005).to(device).train()
+    net = MLPEnsemble([0], beta=0.005).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=4e-4)
     for _ in range(epochs):
         for idx in torch.randperm(len(x), device=device).split(256):
-            loss = F.cross_entropy(net(x[idx]), y[idx])
+            loss = F.cross_entropy(net(x[idx][None])[0], y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -82,8 +82,8 @@ def main() -> None:
 
     @torch.no_grad()
     def reps(noise: bool) -> list[torch.Tensor]:
-        outs, _ = net.hidden_outputs(x, noise=noise)
-        return [o.noisy if noise else o.pre_noise for o in outs]
+        outs = net.layer_outputs(x[None], noise=noise)
+        return [(o.noisy if noise else o.pre_noise)[0] for o in outs]
 
     if args.inputs == len(x):
         xs, ys = x, y
@@ -94,7 +94,7 @@ def main() -> None:
     n_mc = args.n_mc
     parts = {
         f"sp (N={len(xs)}, R={args.replicas}, n_mc={n_mc})": lambda: sp_information(
-            net.sample_pre_noise,
+            lambda v: [o.pre_noise[0] for o in net.layer_outputs(v[None], noise=True)],
             xs,
             ys,
             sigma=0.005,

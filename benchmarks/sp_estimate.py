@@ -5,7 +5,7 @@
 
 Trains the SZT net (12-10-7-5-4-3-2 tanh, Adam 4e-4, batch 256, all 4096 inputs) with a plain
 one-thread loop; at each listed epoch times (a) one more plain training epoch (median of 20) and
-(b) ``sp_information(net.sample_pre_noise, x, y, sigma=β, n_replicas=100)`` on all 4096 inputs
+(b) ``sp_information(sample_fn(net), x, y, sigma=β, n_replicas=100)`` on all 4096 inputs
 with the default budget aimed at ``--target`` nats for I(X;T) and I(T;Y) (median of --repeats),
 on ``--threads`` torch threads (default: infoflow's thread policy). Prints per layer I(X;T) ±
 stderr and seconds, and the estimate's cost in training epochs.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -23,13 +24,15 @@ import torch.nn.functional as F
 
 from infoflow.data.szt import make_szt_dataset
 from infoflow.estimators import sp_information
-from infoflow.models.mlp import noisy_mlp
 from infoflow.threads import compute_threads
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from szt_geometries import sample_fn, szt_net  # noqa: E402
 
 
 def train_epoch(net, opt, x, y) -> None:  # noqa: ANN001
     for idx in torch.randperm(len(x)).split(256):
-        loss = F.cross_entropy(net(x[idx]), y[idx])
+        loss = F.cross_entropy(net(x[idx][None])[0], y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -52,7 +55,7 @@ def main() -> None:
     torch.manual_seed(0)
     x_np, y_np = make_szt_dataset()
     x, y = torch.as_tensor(x_np, dtype=torch.float32), torch.as_tensor(y_np)
-    net = noisy_mlp(beta=args.beta)
+    net = szt_net(args.beta)
     opt = torch.optim.Adam(net.parameters(), lr=4e-4)
     done = 0
     for epoch in map(int, args.epochs.split(",")):
@@ -75,7 +78,7 @@ def main() -> None:
             g = torch.Generator().manual_seed(rep)
             t = time.perf_counter()
             out = sp_information(
-                net.sample_pre_noise,
+                sample_fn(net),
                 x,
                 y,
                 sigma=args.beta,

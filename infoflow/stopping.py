@@ -47,6 +47,8 @@ def safe_point() -> None:
 @contextmanager
 def stop_hook(fn: Callable[[], None]) -> Iterator[None]:
     """Register ``fn`` to be called at every :func:`safe_point` for the duration."""
+    if not callable(fn):
+        raise ValueError(f"a stop hook must be callable, got {fn!r}")
     _hooks.append(fn)
     try:
         yield

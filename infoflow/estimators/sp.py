@@ -10,18 +10,27 @@ plug-in distributions (all in nats)
 
 and I(X;T_ℓ) = h(T_ℓ) − h(T_ℓ|X), I(T_ℓ;Y) = h(T_ℓ) − h(T_ℓ|Y).
 
-All five come from ONE set of Monte Carlo queries: q = s_ij + σz drawn from input i's own mixture,
-inputs spread evenly. Such q is a draw of ĝ_i, of ĝ_{y_i} and of ĝ, so
+All five come from ONE set of Monte Carlo queries q = s_ij + σz, drawn from input i's own mixture
+in rounds of one per input. Such q is a draw of ĝ_i, of ĝ_{y_i} and of ĝ, and given q the input
+behind it is i with the posterior probability p(i|q) = ĝ_i(q) / (N ĝ(q)), so
 
-  I(X;T) = E[log ĝ_i(q) − log ĝ(q)],   I(T;Y) = E[log ĝ_{y_i}(q) − log ĝ(q)],
+  I(X;T) = E_q[ln N + Σ_i p(i|q) ln p(i|q)],   I(T;Y) = E_q[Σ_y p(y|q) ln(p(y|q)/p(y))]:
 
-each averaged over the SAME queries. Per query the first term lies in (−∞, ln N] and is constant
-wherever inputs are separated (ln N) or coincide (0): its variance is far below the ≈ d/2 of an
-entropy on its own, so the queries needed for a given standard error of I drop by orders of
-magnitude where replicas overlap (an untrained net). The entropies use the query's own component
-as a control variate (see :mod:`.mixture.entropy`). Densities are within ``tol`` nats each
-(:func:`.mixture.entropy.make_index`: the k-d tree walk on the CPU, block pairs on a GPU;
-certified per query).
+the log-density differences ln ĝ_i(q) − ln ĝ(q) of the queries' own inputs, averaged over the
+input behind q given q (Rao–Blackwell). That removes the chance of which overlapping input a
+query came from — 80-90 % of the per-query variance where replicas of different inputs overlap
+(measured on SZT nets: 5-12× fewer queries for the same standard error). On the CPU the
+posterior is drawn (16 systematic draws per query from the k-d tree walk's kernel values,
+importance-weighted to the exact float64 kernels, each drawn input's density exact over its R
+replicas); elsewhere (GPUs, small problems) it is summed exactly. The entropies use the query's
+own component as a control variate (see :mod:`.mixture.entropy`); h(T|X) and h(T|Y) are h(T)
+less the I terms, query by query, so that I = h(T) − h(T|·) holds in the estimates too.
+
+Accuracy: log ĝ(q) and the class sums are certified within ``tol`` per query (float32 leaves with
+a rounding bound, float64 where it is large, pruning bounded; :mod:`.mixture.kdtree`), and the
+posterior mass the draws cannot reach (pruned centres) moves a term's mean by at most ``tol``;
+a query over either bound is recomputed exactly. So each I term's mean is within 2·tol nats, as
+for a difference of two log-densities within tol.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,15 +47,15 @@ from infoflow.estimators.mixture import DEFAULT_TARGET_STDERR, DEFAULT_TOL
 from infoflow.estimators.mixture.checks import check_chunk, check_n_mc, check_sigma, check_tol
 from infoflow.estimators.mixture.entropy import (
     MAX_DEFAULT_N_MC,
-    certified_log_sums,
     gaussian_entropy,
-    make_index,
     mc_estimate,
     random_draws,
     use_index,
 )
-from infoflow.estimators.mixture.kernels import F64, dense_lse
+from infoflow.estimators.mixture.kdtree import KDTreeSums, own_log_sums
+from infoflow.estimators.mixture.kernels import F64, dense_owner_lse
 from infoflow.estimators.result import Estimate
+from infoflow.stopping import safe_point
 
 __all__ = ["SampleComplexityWarning", "sp_from_samples", "sp_information", "sp_width_limit"]
 
@@ -89,23 +99,12 @@ def sp_information(
         I(X;T_\ell) = h(T_\ell) - h(T_\ell|X), \qquad
         I(T_\ell;Y) = h(T_\ell) - \sum_y p(y)\, h(T_\ell|Y=y)
 
-    Each input is replicated R times (``x.repeat_interleave(R, 0)``, a chunk of inputs per call)
-    and ``sample_fn`` is called once per chunk, under ``torch.no_grad()``. Every quantity of a
-    layer comes from one set of M Monte Carlo queries spread evenly over the inputs (module
-    docstring): I(X;T_ℓ) and I(T_ℓ;Y) are means of per-query log-density differences, so their
-    standard errors are those of the differences themselves (stratified, below). h(T_ℓ|X) is
-    exactly (d/2) ln(2πeσ²), stderr 0, for a layer whose replicas coincide (the first hidden layer:
-    S_1 is a function of x alone). p(y) is the empirical class frequency among ``inputs``.
-    Negative estimates are returned as they are. A :class:`SampleComplexityWarning` is issued for
-    layers wider than :func:`sp_width_limit` (2 ln(N·R)).
-
-    Queries come in rounds of one per input (inputs are equal-weight strata; the standard error
-    is the stratified one, so the spread between inputs is not counted as Monte Carlo error).
-    Default budget: a pilot of max(2, ⌈2048/N⌉) rounds estimates the within-input variance v of
-    the I(X;T) (and I(T;Y)) terms; then k = ⌈v / (N·target_stderr²)⌉ rounds in all, at most
-    10⁶ queries, the pilot counting towards them. A RuntimeWarning says so when the cap leaves a
-    larger standard error. Given ``n_mc`` ≥ N: ⌈n_mc/N⌉ rounds; fewer: one query each for a
-    random subset of n_mc inputs (plain standard error).
+    Propagates every input R times and estimates from those samples: this is
+    ``sp_from_samples(samples, labels, sigma=..., ...)`` with ``samples`` the (N, R, d_ℓ)
+    pre-noise outputs per layer. Each input is replicated R times (``x.repeat_interleave(R,
+    0)``, a chunk of inputs per call) and ``sample_fn`` is called once per chunk, under
+    ``torch.no_grad()``. See :func:`sp_from_samples` for the estimate, its budget and what its
+    standard errors cover.
 
     Args:
         sample_fn: maps a batch x of shape (B, ...) to one tensor per hidden layer, each (B, d_ℓ)
@@ -115,17 +114,12 @@ def sp_information(
         labels: optional (N,) integer class labels; without them I_TY is NaN (value and stderr).
         sigma: noise standard deviation σ > 0 of every hidden layer.
         n_replicas: R ≥ 2 propagations per input.
-        n_mc: Monte Carlo queries per layer (default: from target_stderr, see above).
+        n_mc: Monte Carlo queries per layer (default: from target_stderr).
         n_mc_conditional: older API, when h(T|X) had queries of its own: M is the larger of the
             two.
         chunk_size: inputs per ``sample_fn`` call (default max(1, 65536 // R)).
-        generator: torch.Generator for the Monte Carlo queries (not used by ``sample_fn``).
-        target_stderr: standard error of I(X;T) and I(T;Y) the default M aims at, nats.
-        max_width: layers wider than this are not estimated (absent from the result, and not
-            warned about): convolutional layers whose estimate would be meaningless and slow.
-            None: every layer.
-        tol: bound on each log-density's error, nats (0: exact float64 over every centre).
-        chunk_elements: most kernel values materialised at once (memory bound).
+        generator, target_stderr, max_width, tol, chunk_elements: as for
+            :func:`sp_from_samples`.
 
     Returns:
         {layer index (0 = first hidden layer): {"I_XT", "I_TY", "h_T", "h_T_given_X",
@@ -142,30 +136,28 @@ def sp_information(
         >>> abs(out[0]["I_XT"].value - math.log(2)) < 0.05  # two far-apart inputs: ln 2
         True
     """
-    sigma = check_sigma(sigma)
-    tol = check_tol(tol)
+    check_sigma(sigma)
+    check_tol(tol)
     if int(n_replicas) != n_replicas or n_replicas < 2:
         raise ValueError(f"n_replicas must be an integer >= 2, got {n_replicas}")
     check_n_mc(n_mc)
     check_n_mc(n_mc_conditional, "n_mc_conditional")
     given = [k for k in (n_mc, n_mc_conditional) if k is not None]
-    n_mc = max(given) if given else None
     _check_inputs(inputs, labels)
-    if max_width is not None and (int(max_width) != max_width or max_width < 1):
-        raise ValueError(f"max_width must be a positive integer or None, got {max_width}")
+    _check_max_width(max_width)
     samples = _propagate(sample_fn, inputs, int(n_replicas), chunk_size)
-    wanted = {i: s for i, s in enumerate(samples) if max_width is None or s.shape[-1] <= max_width}
-    result = sp_from_samples(
-        list(wanted.values()),
+    return _from_samples(
+        samples,
         labels,
         sigma=sigma,
-        n_mc=n_mc,
-        target_stderr=target_stderr,
-        tol=tol,
+        n_mc=max(given) if given else None,
         generator=generator,
+        target_stderr=target_stderr,
+        max_width=max_width,
+        tol=tol,
         chunk_elements=chunk_elements,
+        stacklevel=3,
     )
-    return {layer: result[j] for j, layer in enumerate(wanted)}
 
 
 def sp_from_samples(
@@ -174,52 +166,116 @@ def sp_from_samples(
     *,
     sigma: float,
     n_mc: int | None = None,
-    target_stderr: float = DEFAULT_TARGET_STDERR,
-    tol: float = DEFAULT_TOL,
     generator: torch.Generator | None = None,
+    target_stderr: float = DEFAULT_TARGET_STDERR,
+    max_width: int | None = None,
+    tol: float = DEFAULT_TOL,
     chunk_elements: int | None = None,
 ) -> dict[int, dict[str, Estimate]]:
-    """:func:`sp_information` from samples already propagated: the caller ran the network (e.g.
-    every member of an ensemble in one pass).
+    r"""SP estimates of I(X;T_ℓ), I(T_ℓ;Y), h(T_ℓ), h(T_ℓ|X), h(T_ℓ|Y) from given samples.
+
+    .. math::
+        \hat I(X;T_\ell) = \frac{1}{kN}\sum_{r=1}^{k}\sum_{i=1}^{N}\Big[\ln N
+        + \sum_{i'} p(i'|q_{ri}) \ln p(i'|q_{ri})\Big],
+        \quad q_{ri} = s_{i\pi_i(r)} + \sigma z_{ri},\ z \sim N(0, I)
+
+    with p(i'|q) = ĝ_{i'}(q) / (N ĝ(q)) the posterior of the input behind q (module docstring;
+    drawn on the CPU, exact elsewhere); I(T;Y) alike with the class posterior and p(y) the class
+    frequency among the N inputs. h(T_ℓ|X) is exactly (d/2) ln(2πeσ²), stderr 0, for a layer
+    whose replicas coincide (the first hidden layer: S_1 is a function of x alone). Negative
+    estimates are returned as they are. A :class:`SampleComplexityWarning` is issued for layers
+    wider than :func:`sp_width_limit` (2 ln(N·R)).
+
+    Queries come in rounds of one per input, round r using replica π_i(r mod R) of input i
+    (π_i a random permutation). Default budget: a pilot of max(2, ⌈2048/N⌉) rounds estimates
+    the within-input variance v of the I(X;T) (and I(T;Y)) terms; then k = ⌈v /
+    (N·target_stderr²)⌉ rounds in all, at most 10⁶ queries, the pilot counting towards them; a
+    RuntimeWarning says so when the cap leaves a larger standard error. Given ``n_mc`` ≥ N:
+    ⌈n_mc/N⌉ rounds; fewer: one query each for a random subset of n_mc inputs. Beyond R rounds,
+    rounds come in whole cycles of R.
+
+    Standard errors: stratified over the inputs (equal-weight strata: the spread between inputs
+    is not error), sqrt(Σ_i s_i²/k)/N with s_i² the within-input variance of the terms. Since
+    each round takes a fresh replica of every input (up to R rounds), the queries of an input
+    are i.i.d. draws of (its replica distribution × the noise), and s_i² covers, to first
+    order, both the Monte Carlo error given the samples and the randomness of the samples
+    themselves: the spread of repeated estimates from freshly propagated replicas, as two runs
+    would give (beyond R rounds: the variance of the R replicas' means). Checked on trained and
+    untrained SZT nets (``benchmarks/sp_calibration.py``). Not covered: the plug-in bias of a
+    finite sample (the estimate is of the N·R-sample mixture's information, whose mean over
+    replicas differs from I(X;T) of the network by an error decaying like e^{O(d)}/√(NR)); the
+    density tolerance (≤ 2·tol per term, systematic); and the choice of inputs (they are taken
+    as given: inputs drawn at random add their own spread between runs). Where a layer is
+    nearly saturated the variance comes from rare queries between clouds of replicas, and a
+    standard error from few of them is itself uncertain (see the benchmark).
 
     Args:
-        samples: per layer, the (N, R, d_ℓ) pre-noise samples S_ℓ: R replicas of each of N inputs.
-        labels: optional (N,) integer labels of the inputs.
-        sigma, n_mc, target_stderr, tol, generator, chunk_elements: as :func:`sp_information`.
+        samples: per hidden layer a (N, R, d_ℓ) tensor (trailing dims are flattened): the
+            pre-noise outputs S_ℓ of R noisy propagations of each of N inputs, R ≥ 2, on one
+            device (the estimates are computed there).
+        labels: optional (N,) integer class labels; without them I_TY is NaN (value and stderr).
+        sigma: noise standard deviation σ > 0 of every hidden layer.
+        n_mc: Monte Carlo queries per layer (default: from target_stderr, see above).
+        generator: torch.Generator for the Monte Carlo queries.
+        target_stderr: standard error of I(X;T) and I(T;Y) the default budget aims at, nats.
+        max_width: layers wider than this are not estimated (absent from the result, and not
+            warned about): convolutional layers whose estimate would be meaningless and slow.
+            None: every layer.
+        tol: bound on each log-density's error, nats (0: exact float64 over every centre).
+        chunk_elements: most kernel values materialised at once (memory bound).
 
     Returns:
-        {position in ``samples``: {"I_XT", "I_TY", "h_T", "h_T_given_X", "h_T_given_Y":
-        Estimate}}, nats.
+        {layer index (0 = first hidden layer): {"I_XT", "I_TY", "h_T", "h_T_given_X",
+        "h_T_given_Y": Estimate}}, nats.
 
     Example:
-        >>> s = torch.tensor([[[0.0], [0.0]], [[1.0], [1.0]]])  # 2 inputs, 2 replicas, d = 1
-        >>> out = sp_from_samples([s], sigma=0.01, n_mc=400, generator=torch.Generator().manual_seed(0))
-        >>> round(out[0]["I_XT"].value, 3)  # two far-apart inputs: ln 2
-        0.693
+        >>> g = torch.Generator().manual_seed(0)
+        >>> far = torch.tensor([0.0, 1.0, 2.0, 3.0])[:, None, None] + 0.01 * torch.randn(
+        ...     4, 20, 1, generator=g)  # four inputs, 20 replicas each, far apart for σ = 0.01
+        >>> out = sp_from_samples([far], sigma=0.01, n_mc=400, generator=g)
+        >>> round(out[0]["I_XT"].value, 4) == round(math.log(4), 4)  # ln N: inputs told apart
+        True
     """
-    sigma = check_sigma(sigma)
-    tol = check_tol(tol)
+    check_sigma(sigma)
+    check_tol(tol)
     check_n_mc(n_mc)
-    if isinstance(samples, Tensor) or not samples:
-        raise ValueError("samples must be a non-empty list of (N, R, d) tensors, one per layer")
+    _check_max_width(max_width)
+    samples = _check_samples(samples, labels)
+    return _from_samples(
+        samples,
+        labels,
+        sigma=sigma,
+        n_mc=n_mc,
+        generator=generator,
+        target_stderr=target_stderr,
+        max_width=max_width,
+        tol=tol,
+        chunk_elements=chunk_elements,
+        stacklevel=3,
+    )
+
+
+def _from_samples(
+    samples: Sequence[Tensor], labels: Tensor | None, *, sigma: float, n_mc: int | None,
+    generator: torch.Generator | None, target_stderr: float, max_width: int | None, tol: float,
+    chunk_elements: int | None, stacklevel: int,
+) -> dict[int, dict[str, Estimate]]:  # fmt: skip
+    """Both public functions' estimate, layer by layer (a stop is checked between layers)."""
+    sigma, tol = check_sigma(sigma), check_tol(tol)
     out = {}
     for layer, s in enumerate(samples):
-        if not isinstance(s, Tensor) or s.ndim != 3 or s.shape[1] < 2:
-            shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
-            raise ValueError(f"samples[{layer}] must be (N, R >= 2, d), got {shape}")
-        if not bool(torch.isfinite(s).all()):
-            raise ValueError(f"samples[{layer}] holds NaN or inf")
-        if labels is not None:
-            _check_inputs(s, labels)
         n, r, d = s.shape
+        if max_width is not None and d > max_width:
+            continue
         if d > sp_width_limit(n * r):
             warnings.warn(
                 f"SP estimate of layer {layer} (width d={d}) from n={n * r} samples is not "
                 f"trustworthy: its error grows like e^O(d)/sqrt(n); widths above 2 ln n = "
                 f"{sp_width_limit(n * r):.1f} are flagged",
                 SampleComplexityWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
+        safe_point()
         kw = {
             "generator": generator,
             "target_stderr": target_stderr,
@@ -227,6 +283,42 @@ def sp_from_samples(
             "chunk": check_chunk(chunk_elements, s),
         }
         out[layer] = _layer_information(s, labels, sigma, n_mc, kw)
+    return out
+
+
+def _check_max_width(max_width: int | None) -> None:
+    if max_width is not None and (int(max_width) != max_width or max_width < 1):
+        raise ValueError(f"max_width must be a positive integer or None, got {max_width}")
+
+
+def _check_samples(samples: Sequence[Tensor], labels: Tensor | None) -> list[Tensor]:
+    """The samples as (N, R, d) tensors, checked: one clear ValueError for bad input."""
+    if isinstance(samples, Tensor) or not isinstance(samples, Sequence) or len(samples) == 0:
+        raise ValueError("samples must be a non-empty list of (N, R, d) tensors, one per layer")
+    out = []
+    for layer, s in enumerate(samples):
+        if not isinstance(s, Tensor) or s.ndim < 3 or not s.is_floating_point():
+            shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+            raise ValueError(f"samples[{layer}] must be a floating (N, R, d) tensor, got {shape}")
+        if s.shape[0] == 0 or s.shape[1] < 2 or s[0, 0].numel() == 0:
+            raise ValueError(
+                f"samples[{layer}] has shape {tuple(s.shape)}: need N >= 1 inputs, R >= 2 "
+                "replicas and d >= 1"
+            )
+        if s.shape[:2] != samples[0].shape[:2] or s.device != samples[0].device:
+            raise ValueError(
+                f"samples[{layer}] has (N, R) = {tuple(s.shape[:2])} on {s.device}, layer 0 "
+                f"{tuple(samples[0].shape[:2])} on {samples[0].device}: all layers must agree"
+            )
+        if not bool(torch.isfinite(s).all()):
+            raise ValueError(f"samples[{layer}] contains NaN or inf")
+        out.append(s.detach().reshape(s.shape[0], s.shape[1], -1))
+    if labels is not None and (not isinstance(labels, Tensor) or labels.ndim != 1):
+        raise ValueError("labels must be a 1-D tensor of class labels")
+    if labels is not None and labels.shape[0] != out[0].shape[0]:
+        raise ValueError(
+            f"labels has {labels.shape[0]} entries but samples have N={out[0].shape[0]}"
+        )
     return out
 
 
@@ -277,91 +369,165 @@ def _check_layer_output(s: Tensor, batch: int, r: int, layer: int) -> Tensor:
 
 
 _PILOT = 2048  # fewest pilot queries for the default budget (at least 2 rounds; kept)
-_QUERY_BATCH = 1 << 16  # queries evaluated at once (bounds the index's accumulators)
+_QUERY_BATCH = 1 << 15  # queries evaluated at once (a stop is checked between batches)
+_DRAWS = 16  # posterior draws per query (the tree path): the conditional variance / ~16
+# share of tol given to the skipped mass: the posterior entropy it omits is up to ~25× the mass
+_SKIP_SHARE = 1 / 40
 
 
 class _Layer:
-    """One layer's samples prepared for queries: centres, their groups (classes), the index."""
+    """One layer's samples prepared for queries: centres, their classes, the k-d trees (CPU;
+    exact float64 sums elsewhere). Replicas that coincide (the first hidden layer) are kept
+    once: every mixture is then the same with R = 1."""
 
-    def __init__(
-        self, s: Tensor, labels: Tensor | None, sigma: float, tol: float, chunk: int
-    ) -> None:
-        self.s, self.sigma, self.chunk = s, sigma, chunk
+    def __init__(self, s: Tensor, labels: Tensor | None, sigma: float, tol: float, chunk: int):
+        self.coincide = _replicas_coincide(s, sigma)
+        if self.coincide:
+            s = s[:, :1]
+        self.s, self.sigma, self.chunk, self.tol = s, sigma, chunk, tol
         n, r, d = s.shape
         dev = s.device
         if labels is None:
             self.groups = torch.zeros(n, dtype=torch.long, device=dev)
         else:
             self.groups = torch.unique(labels.to(dev), return_inverse=True)[1]
-        self.class_sizes = torch.bincount(self.groups).to(F64)
-        self.centers = s.reshape(n * r, d)
-        self.c_groups = self.groups.repeat_interleave(r)
-        self.index = None
-        if use_index(n * r, max(n, _PILOT), d, tol, dev):
-            self.index = make_index(
-                self.centers, sigma, tol=tol, chunk_elements=chunk, groups=self.c_groups
+        sizes = torch.bincount(self.groups).to(F64)
+        self.log_prior = (sizes / n).log()
+        # |E ln p(input | q)| ≤ ln(N − 1) + ln(1/mass) over the other inputs (and classes)
+        self.prior_spread = float(self.log_prior.abs().max())
+        self.reach = math.log(max(n - 1, 1)) + self.prior_spread
+        self.index, self.owned = None, None
+        if dev.type == "cpu" and use_index(n * r, max(n, _PILOT), d, tol, dev):
+            c_groups = self.groups.repeat_interleave(r)
+            self.index = KDTreeSums(
+                s.reshape(n * r, d), sigma, tol=tol, chunk_elements=chunk, groups=c_groups
             )
+            self.owned = self.index.owners(np.repeat(np.arange(n), r), s.numpy())
 
-    def log_sums(self, q: Tensor, log_own: Tensor, group: Tensor) -> tuple[Tensor, Tensor]:
-        """log Σ_all k(q, c) and log Σ_{c in q's class} k(q, c) per query."""
-        if self.index is not None:
-            total, per_group = certified_log_sums(self.index, q, log_own, group)
-            return total, per_group.gather(1, group[:, None])[:, 0]
-        total = dense_lse(q[None], self.centers[None], self.sigma, self.chunk)[0]
-        own_class = torch.empty_like(total)
-        for g in torch.unique(group).tolist():
-            rows = (group == g).nonzero()[:, 0]
-            members = self.centers[self.c_groups == g]
-            own_class[rows] = dense_lse(q[rows][None], members[None], self.sigma, self.chunk)[0]
-        return total, own_class
+    def terms(self, inp: Tensor, rep: Tensor, z: Tensor, u: Tensor) -> Tensor:
+        """For queries q = s[inp, rep] + σz (a (5, m) tensor): the I(X;T) and I(T;Y) terms
+        (conditional expectations given q, below) and the brackets of h(T), h(T|X), h(T|Y)."""
+        s, n = self.s, self.s.shape[0]
+        q = s[inp, rep].to(F64) + self.sigma * z
+        log_total, ix, iy = self._posterior_terms(q, inp, u)
+        h_t = -0.5 * (z * z).sum(-1) - (log_total - math.log(n * s.shape[1]))
+        return torch.stack([ix, iy, h_t, h_t - ix, h_t - iy])
+
+    def _posterior_terms(self, q: Tensor, inp: Tensor, u: Tensor) -> tuple[Tensor, ...]:
+        """log S(q) and the posterior means ln N + Σ_i p_i ln p_i and Σ_y p_y ln(p_y / p(y)).
+
+        On the tree path the query's own input i is taken exactly (its kernel sum S_i over its R
+        replicas) and the rest of the posterior, of mass p_¬ = 1 − p_i, by draws:
+        Σ_o p_o f(o) = p_i f(i) + p_¬ E[f(O) | O ≠ i]. Where inputs barely overlap p_¬ is tiny
+        and still estimated from neighbours drawn every time (no rare events). Queries whose
+        bound exceeds tol are computed exactly (every input's sum in float64)."""
+        if self.index is None:
+            return self._exact_terms(q)
+        n = self.s.shape[0]
+        own = own_log_sums(q, self.s, inp, self.sigma)  # ln S_i, exact; also a lower bound
+        res = self.index.posterior_draws(
+            q, self.owned, inp, u, _DRAWS, skip=self.tol * _SKIP_SHARE, log_lower=own,
+            first_group=self.groups[inp],
+        )  # fmt: skip
+        log_other = res.other.log()  # −inf where no other input was within reach
+        log_s = torch.logaddexp(own, log_other)
+        log_pi = own - log_s
+        p_other = (log_other - log_s).exp()
+        drawn = res.weight > 0
+        a_x = torch.where(drawn, res.weight * res.log_owner, 0.0).sum(1)  # E_w ln S_O
+        ix = math.log(n) + log_pi.exp() * log_pi + p_other * (a_x - log_s)
+        log_py = res.log_group - res.log_total[:, None] - self.log_prior  # ln(p_y / p(y))
+        f_own = log_py.gather(1, self.groups[inp][:, None])[:, 0]
+        a_y = torch.where(drawn, res.weight * log_py.gather(1, self.groups[res.owner]), 0.0)
+        a_y = a_y.sum(1)
+        iy = log_pi.exp() * f_own + p_other * a_y
+        # Error of a term's mean: ln S and the class sums within tv each (2·tv); the other
+        # inputs' summed mass x off by its rounding: |dT/dx| ≤ (1 + p_i |E f(O) − f(i)|) / S
+        # (×1.1 for the interval); the skipped centres, which draws never reach: their own terms
+        # (missed) and the normalisation they leave out (unseen × (|T| + 1) ≤ unseen × reach).
+        slope = 1 + log_pi.exp() * ((a_x - own).abs() + (a_y - f_own).abs())
+        rounding = 1.1 * res.other_err * (-log_s).exp() * slope
+        bound = 2 * res.tv + rounding + res.missed + res.unseen * (self.reach + 1)
+        ok = res.ok & (bound <= self.tol) & torch.isfinite(ix) & torch.isfinite(iy)
+        bad = (~ok).nonzero()[:, 0]
+        if bad.numel():
+            log_s[bad], ix[bad], iy[bad] = self._exact_terms(q[bad])
+        return log_s, ix, iy
+
+    def _exact_terms(self, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The same three, exactly: every input's kernel sum at q in float64, and the
+        posterior's entropies themselves (no draws)."""
+        log_owner = dense_owner_lse(q, self.s, self.sigma, self.chunk)  # (m, N)
+        log_total = log_owner.logsumexp(1)
+        log_p = log_owner - log_total[:, None]
+        ix = math.log(self.s.shape[0]) + _plogp(log_p).sum(1)
+        log_py = torch.stack(
+            [log_p[:, self.groups == g].logsumexp(1) for g in range(self.log_prior.numel())], 1
+        )
+        iy = (_plogp(log_py) - log_py.exp() * self.log_prior).sum(1)
+        return log_total, ix, iy
 
 
-def _query_terms(layer: _Layer, inp: Tensor, generator: torch.Generator | None) -> Tensor:
-    """For one query per entry of ``inp``, drawn from that input's mixture: a (5, m) tensor of
-    log ĝ_i − log ĝ, log ĝ_y − log ĝ, and the control-variate brackets of h(T), h(T|X), h(T|Y)."""
-    s, sigma = layer.s, layer.sigma
-    n, r, d = s.shape
-    dev = s.device
-    m = inp.numel()
-    rep = (random_draws((m,), dev, generator, "rand") * r).long().clamp_(max=r - 1)
-    z = random_draws((m, d), dev, generator, "randn")
-    q = s[inp, rep].to(F64) + sigma * z
-    own = dense_lse(q[:, None], s[inp], sigma, layer.chunk)[:, 0]  # log Σ_r k(q, s_ir)
-    group = layer.groups[inp]
-    total, own_class = layer.log_sums(q, own, group)
-    log_i = own - math.log(r)  # the mixtures' common constant −(d/2) ln(2πσ²) cancels below
-    log_y = own_class - (layer.class_sizes[group] * r).log()
-    log_all = total - math.log(n * r)
-    cv = -0.5 * (z * z).sum(-1)  # log φ_σ(σz) less that constant
-    return torch.stack([log_i - log_all, log_y - log_all, cv - log_all, cv - log_i, cv - log_y])
+def _plogp(log_p: Tensor) -> Tensor:
+    """p ln p from ln p, 0 where p = 0."""
+    return torch.where(log_p > -math.inf, log_p.exp() * log_p, 0.0)
 
 
 class _Terms:
     """Per-query terms in rounds: each round has one query per input, so inputs are strata of
-    equal weight and the standard error is the stratified one, sqrt(mean_i s_i² / (k·N)) for k
-    rounds — the spread between inputs is not Monte Carlo error. With fewer queries than inputs,
-    a random subset of inputs gets one query each (plain standard error)."""
+    equal weight and the standard error is the stratified one, sqrt(Σ_i s_i² / k) / N for k
+    rounds — the spread between inputs is not Monte Carlo error. Round r draws input i's
+    replica π_i(r mod R) (π_i a random permutation): up to R rounds every query has a replica
+    of its own, i.i.d. draws of the input's replica distribution, so s_i² also covers the
+    randomness of the replicas (to first order). Beyond R rounds come in whole cycles of R and
+    s_i² is the variance of the R replicas' means. With fewer queries than inputs, a random
+    subset of inputs gets one query each (plain standard error)."""
 
     def __init__(self, layer: _Layer, generator: torch.Generator | None) -> None:
         self.layer, self.gen = layer, generator
-        self.n = layer.s.shape[0]
+        self.n, self.r = layer.s.shape[:2]
+        dev = layer.s.device
+        self.perm = random_draws((self.n, self.r), dev, generator, "rand").argsort(dim=1)
+        # replicas that coincide carry no randomness: no cycles to respect
+        self.cycle = None if layer.coincide else self.r
         self.rounds: list[Tensor] = []  # (5, N) each
         self.partial: Tensor | None = None
 
+    def whole(self, k: int, up: bool = True) -> int:
+        """k rounds, rounded to whole cycles of R beyond R (up, or down; see the class
+        docstring)."""
+        c = self.cycle
+        if c is None or k <= c:
+            return k
+        return (math.ceil(k / c) if up else k // c) * c
+
     def draw_rounds(self, k: int) -> None:
-        """k more rounds, evaluated together (larger query batches make fuller, tighter blocks)."""
+        """k more rounds, evaluated in batches (a stop is checked between them)."""
         if k <= 0:
             return
-        inp = torch.arange(self.n, device=self.layer.s.device).repeat(k)
-        parts = [
-            _query_terms(self.layer, inp[a : a + _QUERY_BATCH], self.gen)
-            for a in range(0, inp.numel(), _QUERY_BATCH)
-        ]
+        dev = self.layer.s.device
+        first = len(self.rounds)
+        inp = torch.arange(self.n, device=dev).repeat(k)
+        rnd = torch.arange(first, first + k, device=dev).repeat_interleave(self.n)
+        rep = self.perm[inp, rnd % self.r]
+        parts = []
+        for a in range(0, inp.numel(), _QUERY_BATCH):
+            safe_point()
+            parts.append(self._batch(inp[a : a + _QUERY_BATCH], rep[a : a + _QUERY_BATCH]))
         self.rounds += list(torch.cat(parts, 1).view(5, k, self.n).unbind(1))
 
+    def _batch(self, inp: Tensor, rep: Tensor) -> Tensor:
+        dev, d = self.layer.s.device, self.layer.s.shape[2]
+        z = random_draws((inp.numel(), d), dev, self.gen, "randn")
+        u = random_draws((inp.numel(),), dev, self.gen, "rand")
+        return self.layer.terms(inp, rep, z, u)
+
     def draw_subset(self, m: int) -> None:
-        order = torch.argsort(random_draws((self.n,), self.layer.s.device, self.gen, "rand"))
-        self.partial = _query_terms(self.layer, order[:m], self.gen)
+        dev = self.layer.s.device
+        order = torch.argsort(random_draws((self.n,), dev, self.gen, "rand"))[:m]
+        rep = (random_draws((m,), dev, self.gen, "rand") * self.r).long().clamp_(max=self.r - 1)
+        safe_point()
+        self.partial = self._batch(order, rep)
 
     @property
     def count(self) -> int:
@@ -373,13 +539,17 @@ class _Terms:
         x = torch.stack([r[k] for r in self.rounds])  # (rounds, N)
         if x.shape[0] < 2:
             return mc_estimate(x.reshape(-1), offset)
-        stderr = float((x.var(dim=0).mean() / x.numel()).sqrt())
-        return Estimate(offset + float(x.mean()), stderr)
+        return Estimate(offset + float(x.mean()), math.sqrt(self.per_round_variance(k) / x.numel()))
 
     def per_round_variance(self, k: int) -> float:
-        """Within-input variance of term k (what one more round reduces)."""
+        """Within-input variance of term k per query (what one more round reduces): over the
+        queries, or over the replicas' means × the queries per replica beyond R rounds."""
         x = torch.stack([r[k] for r in self.rounds])
-        return float(x.var(dim=0).mean())
+        c = self.cycle
+        if c is None or x.shape[0] <= c:
+            return float(x.var(dim=0).mean())
+        cycles = x.shape[0] // c
+        return float(x.view(cycles, c, self.n).mean(0).var(dim=0).mean()) * cycles
 
 
 def _layer_information(
@@ -391,22 +561,20 @@ def _layer_information(
 ) -> dict[str, Estimate]:
     n, r, d = s.shape
     layer = _Layer(s, labels, sigma, kw["tol"], kw["chunk"])
-    target = kw["target_stderr"]
     terms = _Terms(layer, kw["generator"])
     keys = (0, 1) if labels is not None else (0,)
     if n_mc is not None and n_mc < n:
         terms.draw_subset(n_mc)
     elif n_mc is not None:
-        terms.draw_rounds(math.ceil(n_mc / n))
+        terms.draw_rounds(terms.whole(math.ceil(n_mc / n)))
     else:
-        _draw_to_target(terms, keys, n, target)
+        _draw_to_target(terms, keys, n, kw["target_stderr"])
     h0 = gaussian_entropy(d, sigma)
-    exact_tx = _replicas_coincide(s, sigma)
     return {
         "I_XT": terms.estimate(0),
         "I_TY": terms.estimate(1) if labels is not None else _NAN,
         "h_T": terms.estimate(2, h0),
-        "h_T_given_X": Estimate(h0, 0.0) if exact_tx else terms.estimate(3, h0),
+        "h_T_given_X": Estimate(h0, 0.0) if layer.coincide else terms.estimate(3, h0),
         "h_T_given_Y": terms.estimate(4, h0) if labels is not None else _NAN,
     }
 
@@ -414,15 +582,15 @@ def _layer_information(
 def _draw_to_target(terms: _Terms, keys: tuple[int, ...], n: int, target: float) -> None:
     """Pilot rounds, then as many more as the within-input variance asks for (checked twice,
     since the pilot's variance is itself an estimate), at most 10⁶ queries in all."""
-    cap = max(2, MAX_DEFAULT_N_MC // n)
-    terms.draw_rounds(max(2, math.ceil(_PILOT / n)))
+    cap = max(2, terms.whole(MAX_DEFAULT_N_MC // n, up=False))
+    terms.draw_rounds(terms.whole(max(2, math.ceil(_PILOT / n))))
     for _ in range(3):
         worst = max(terms.estimate(k).stderr for k in keys)
         if worst <= target or len(terms.rounds) >= cap:
             break
         within = max(terms.per_round_variance(k) for k in keys)
         wanted = max(math.ceil(within / (n * target**2)), len(terms.rounds) + 1)
-        terms.draw_rounds(min(wanted, cap) - len(terms.rounds))
+        terms.draw_rounds(min(terms.whole(wanted), cap) - len(terms.rounds))
     worst = max(terms.estimate(k).stderr for k in keys)
     if worst > target:
         warnings.warn(

@@ -313,6 +313,68 @@ def test_tree_leaves_hold_every_centre_inside_their_boxes():
     assert np.array_equal(np.sort(ct, axis=0), expect)  # a permutation of the centres
 
 
+def test_tree_keeps_each_stored_centres_original_row():
+    centers, sigma = geometry("spread", 26)
+    groups = (torch.arange(len(centers)) // 25) % 3
+    tree = KDTreeSums(centers, sigma, tol=1e-4, chunk_elements=1 << 16, groups=groups, leaf=16)
+    assert np.array_equal(tree.ct.T, centers.numpy()[tree.perm])
+    assert np.array_equal(np.sort(tree.perm), np.arange(len(centers)))
+
+
+def owner_log_sums_numpy(queries: np.ndarray, centers: np.ndarray, r: int, sigma: float):
+    """log Σ_r e^{−‖q − c_or‖²/2σ²} per query and owner o (centres in rows of r), float64."""
+    sq = ((queries[:, None, :] - centers[None]) ** 2).sum(-1) / (2 * sigma**2)
+    return logsumexp(-sq.reshape(len(queries), -1, r), axis=2)
+
+
+@pytest.mark.parametrize("kind", ["coincident", "tight", "spread", "dense"])
+def test_posterior_draws_against_the_exact_posterior(kind):
+    """Draws of the centre behind a query, the query's own owner left out: p_own ln p_own plus
+    the other owners' mass times the draws' weighted mean of ln p(owner) is the posterior's
+    Σ_o p_o ln p_o (within Monte Carlo error and the reported bounds); the sums and each drawn
+    owner's log sum are as certified."""
+    centers, sigma = geometry(kind, 27)
+    r, n_in = 25, len(centers) // 25
+    owner_of = torch.arange(n_in).repeat_interleave(r)
+    groups = owner_of % 3
+    tree = KDTreeSums(centers, sigma, tol=1e-4, chunk_elements=1 << 16, groups=groups, leaf=32)
+    rows = centers.double().numpy().reshape(n_in, r, -1)
+    owned = tree.owners(owner_of.numpy(), rows)
+    g = gen(28)
+    pick = torch.randint(0, len(centers), (12,), generator=g)
+    q0 = centers[pick].double() + sigma * torch.randn(12, centers.shape[1], generator=g)
+    many = 200  # systematic offsets per query
+    queries, own = q0.repeat_interleave(many, 0), owner_of[pick].repeat_interleave(many)
+    u = torch.rand(len(queries), generator=g, dtype=torch.float64)
+    res = tree.posterior_draws(queries, owned, own, u, 16, skip=2.5e-6)
+    assert bool(res.ok.all())
+    ref_owner = owner_log_sums_numpy(q0.numpy(), rows.reshape(-1, rows.shape[-1]), r, sigma)
+    ref_total = logsumexp(ref_owner, axis=1)
+    log_p = ref_owner - ref_total[:, None]  # the exact posterior over owners
+    first = np.arange(0, len(queries), many)
+    assert np.all(np.abs(res.log_total.numpy()[first] - ref_total) <= res.tv.numpy()[first] + 1e-12)
+    at = np.arange(len(queries))[:, None] // many
+    drawn = res.weight.numpy() > 0
+    assert np.abs(res.log_owner.numpy() - ref_owner[at, res.owner.numpy()])[drawn].max() < 1e-9
+    assert not np.any(res.owner.numpy()[drawn] == own.numpy()[:, None].repeat(16, 1)[drawn])
+    # the other owners' mass, as summed, within its rounding bound and the skipped mass
+    p_own = np.exp(log_p[np.arange(12), owner_of[pick].numpy()])
+    other = np.exp(ref_total) * (1 - p_own)
+    err = (
+        res.other_err.numpy()[first]
+        + np.exp(res.log_total.numpy()[first]) * res.unseen.numpy()[first]
+    )
+    assert np.all(np.abs(res.other.numpy()[first] - other) <= err + 1e-12 * np.exp(ref_total))
+    f = np.where(drawn, res.weight.numpy() * log_p[at, res.owner.numpy()], 0.0).sum(1)
+    est = p_own.repeat(many) * np.log(p_own.repeat(many)) + (1 - p_own.repeat(many)) * f
+    per_q = est.reshape(12, many)
+    mean, se = per_q.mean(1), per_q.std(1, ddof=1) / math.sqrt(many)
+    want = (np.exp(log_p) * log_p).sum(1)
+    slack = (res.missed + 10 * res.unseen + 10 * res.tv).numpy()[first]
+    assert np.all(np.abs(mean - want) <= 4.5 * se + slack + 1e-12), (mean - want, se)
+    assert np.allclose(res.weight.sum(1).numpy()[res.other.numpy() > 0], 1.0)
+
+
 @pytest.mark.parametrize(
     "centers",
     [

@@ -83,3 +83,28 @@ def _dense_tile_row(q: Tensor, centers: Tensor, sigma: float, nc: int) -> Tensor
         ca = _augment_centers(centers[:, k : k + nc].to(F64) - origin, s)
         lse = torch.logaddexp(lse, _tile_lse(ca, qa_t))
     return lse
+
+
+def dense_owner_lse(queries: Tensor, centers: Tensor, sigma: float, chunk_elements: int) -> Tensor:
+    """logsumexp_r(−‖q − c_or‖²/(2σ²)) per query and owner, centres (N, R, d) in rows of R per
+    owner (SP: an input's replicas): (m, N) float64, every centre entering, in tiles of at most
+    ``chunk_elements`` kernel values (a tile holds whole owners). An owner whose sum is below
+    e^-700 times its tile's largest kernel gets −inf."""
+    m = queries.shape[0]
+    n, r, _ = centers.shape
+    s = 0.5 / sigma**2
+    owners = min(n, max(1, chunk_elements // (r * min(m, 256))))
+    mq = min(m, max(1, chunk_elements // (owners * r)))
+    out = torch.empty(m, n, dtype=F64, device=queries.device)
+    for j in range(0, m, mq):
+        q = queries[j : j + mq].to(F64)
+        origin = q.mean(0, keepdim=True)
+        qa_t = _augment_queries(q - origin, s).T
+        for k in range(0, n, owners):
+            c = centers[k : k + owners].reshape(-1, centers.shape[-1]).to(F64) - origin
+            e = (_augment_centers(c, s) @ qa_t).T  # (mq, owners·R), ≤ 0 up to rounding
+            top = e.amax(1, keepdim=True)  # owners 700 nats below the nearest: −inf (p ≈ 0)
+            sums = e.sub_(top).clamp_min_(_EXP_FLOOR).exp_().view(q.shape[0], -1, r).sum(-1)
+            sums = torch.where(sums > r * math.exp(_EXP_FLOOR), sums, 0.0)
+            out[j : j + mq, k : k + owners] = sums.log_().add_(top)
+    return out
