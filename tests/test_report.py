@@ -225,6 +225,24 @@ def test_a_running_and_a_failed_run_are_named_and_left_out_of_finals(tmp_path, c
     assert statuses[failed.name] == "failed"
 
 
+def test_a_running_run_cut_in_the_middle_of_an_append_is_read_up_to_its_last_whole_row(
+    tmp_path, capsys
+):
+    """A run killed with SIGKILL mid-append stays ``running`` with a cut last row: the report
+    reads its whole rows (a completed run's cut row is damage: see the bad-input cases)."""
+    sweep = beta_seed_sweep(tmp_path, betas=(0.01,), seeds=(0,))
+    job = make_run(sweep, 1, {"noise.beta": 0.01, "seed": 1}, rows=info_rows(0.01, 1),
+                   status="running")  # fmt: skip
+    path = job / "information.csv"
+    whole = path.read_text().splitlines()
+    path.write_text("\n".join(whole) + "\n" + whole[-1][:5])  # a row cut after 5 characters
+    code, out, err = run_report(sweep, capsys)
+    assert code == 0, err
+    assert "running: 1_noise.beta=0.01,seed=1" in out
+    curves = read_csv(sweep / "report" / "curves.csv")
+    assert max(int(r["n"]) for r in curves) == 2  # both runs' whole rows count
+
+
 def test_the_report_writes_only_sweep_csv_and_report(tmp_path, capsys):
     sweep = beta_seed_sweep(tmp_path)
     before = fingerprint(sweep)

@@ -86,12 +86,14 @@ def _overrides(job: Path, status: dict | None) -> dict[str, str]:
     return _parse_overrides(items)
 
 
-def _records(path: Path) -> list[dict]:
-    """A record file's rows ([] if it is missing); ReportError (file and row) if it is damaged."""
+def _records(path: Path, running: bool) -> list[dict]:
+    """A record file's rows ([] if it is missing); ReportError (file and row) if it is damaged.
+    A run still ``running`` (or killed with SIGKILL, which leaves it so) may be in the middle of
+    an append: its incomplete last row is left out, not an error."""
     if not path.exists():
         return []
     try:
-        return read_records(path)
+        return read_records(path, allow_partial_tail=running)
     except RecordError as exc:
         raise ReportError(str(exc)) from exc
 
@@ -112,7 +114,7 @@ def read_run(sweep_dir: Path, job: Path) -> Run:
     else:
         run.missing.append("config.yaml")
     for name in (INFORMATION_FILE, TRAINING_FILE):
-        rows = _records(job / name)
+        rows = _records(job / name, running=(status or {}).get("status") == "running")
         if not rows:
             run.missing.append(name)
         for r in rows:  # records from before rows had seeds: the run's
